@@ -1,0 +1,90 @@
+"""Entry point of the ``egopressdiff`` console script."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+
+# name -> module under egopressdiff.cli; the order is the order in --help.
+COMMANDS = [
+    "synth",
+    "info",
+    "train",
+    "predict",
+    "evaluate",
+    "render",
+    "demo",
+    "bench",
+    "models",
+]
+
+DESCRIPTION = """\
+EgoPressDiff: hand-surface contact pressure from egocentric video, as UV-pressure maps (kPa).
+
+Typical flow:
+  egopressdiff synth DATA                      # synthetic data in the EgoPressure layout
+  egopressdiff train --config tiny --data DATA --output RUN
+  egopressdiff predict --checkpoint RUN --data DATA --output PRED
+  egopressdiff evaluate --pred PRED --data DATA
+  egopressdiff render --pred PRED --data DATA --output PICS
+  egopressdiff demo                            # all of it, on built-in data with the shipped model
+"""
+
+
+def _available_commands():
+    for name in COMMANDS:
+        if importlib.util.find_spec(f"egopressdiff.cli.{name}") is not None:
+            yield name
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from egopressdiff import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="egopressdiff", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"egopressdiff {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks for input errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _available_commands():
+        mod = importlib.import_module(f"egopressdiff.cli.{name}")
+        p = sub.add_parser(
+            name,
+            help=mod.HELP.splitlines()[0],
+            description=mod.HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        mod.add_arguments(p)
+        p.set_defaults(_module=mod)
+    return parser
+
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    from egopressdiff.errors import EgoPressDiffError
+
+    debug = args.debug or os.environ.get("EGOPRESSDIFF_DEBUG") == "1"
+    try:
+        rc = args._module.run(args)
+        return int(rc or 0)
+    except EgoPressDiffError as e:
+        if debug:
+            raise
+        print(f"egopressdiff {args.command}: error: {e.one_line()}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"egopressdiff {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
