@@ -13,14 +13,21 @@ PY=${PYTHON:-python3}
 if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
+# pip, minus the harmless "location is ignored" noise of this machine's pip config.
+pipq() {
+  local out rc=0
+  out=$("$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@" 2>&1) || rc=$?
+  printf '%s\n' "$out" | grep -v "is ignored: it is neither" >&2 || true
+  return $rc
+}
 stamp="$VENV/.egopressdiff-installed"
 want="$(cat pyproject.toml; echo "$TORCH_SPEC")"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "[run.sh] installing into $VENV (torch spec: $TORCH_SPEC) ..." >&2
   # torch first, alone, so that no dependency pulls a different (CUDA) build.
   # shellcheck disable=SC2086
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check $TORCH_SPEC 2>&1 | grep -v "is ignored: it is neither" >&2 || true
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v "is ignored: it is neither" >&2 || true
+  pipq $TORCH_SPEC
+  pipq -e ".[dev]"
   printf '%s' "$want" > "$stamp"
 fi
 
