@@ -1,0 +1,33 @@
+HELP = """Score predictions against ground truth with the field's metrics.
+
+Contact IoU, Volumetric IoU, MAE (kPa) and temporal accuracy as PressureVision /
+EgoPressure define them: the prediction is masked by the UV mask, contact is
+pressure > 1 kPa, and IoUs are sums over all pixels and frames (not means of
+per-frame IoUs). Also the per-frame total-force error in newtons (from the UV
+texel areas) and the false-contact rate on no-contact (hover) sequences.
+Reported overall, per sequence and per gesture family; --json writes them.
+
+A ground-truth frame without a prediction (or a misshapen prediction) is an error."""
+
+
+def add_arguments(p):
+    p.add_argument("--pred", required=True, help="prediction folder written by `egopressdiff predict`")
+    p.add_argument("--data", required=True, help="dataset root")
+    p.add_argument("--split", default=None, choices=["train", "val", "test", "all"],
+                   help="require predictions for every sequence of this split (default: the predicted ones)")
+    p.add_argument("--json", default=None, help="write the metrics as JSON here")
+    p.add_argument("--per-sequence", action="store_true", help="also print the per-sequence table")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run(args) -> int:
+    from egopressdiff.evaluation.metrics import format_metrics_table, metrics_to_json
+    from egopressdiff.evaluation.run import evaluate_folder
+    from egopressdiff.fsutil import atomic_write_text
+
+    res = evaluate_folder(args.pred, args.data, split=args.split, progress=not args.no_progress)
+    print(format_metrics_table(res, per_sequence=args.per_sequence, per_gesture=True))
+    if args.json:
+        atomic_write_text(args.json, metrics_to_json(res))
+        print(f"metrics written to {args.json}")
+    return 0

@@ -1,0 +1,63 @@
+HELP = """Predict UV-pressure maps (kPa) for whole sequences.
+
+Writes PRED/<participant>/<sequence>.npz with `frame` and `pressure_kpa` (T x 224 x 224,
+float32), and `pressure_std_kpa` (the spread of the samples: the model's uncertainty)
+when --samples > 1. Sequences of any length are predicted in overlapping windows that
+are blended in the overlap; memory does not grow with length. Sequences already
+predicted are skipped unless --overwrite.
+
+CHECKPOINT is a training run folder, a save_pretrained folder, or the name of a shipped
+model (see `egopressdiff models`)."""
+
+
+def add_arguments(p):
+    p.add_argument("--checkpoint", required=True, help="run folder, model folder or shipped model name")
+    p.add_argument("--data", required=True, help="dataset root (EgoPressure layout)")
+    p.add_argument("--output", required=True, help="prediction folder")
+    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"],
+                   help="participant split to predict (default: test)")
+    p.add_argument("--participants", nargs="+", help="predict these participants instead of a split")
+    p.add_argument("--sequences", nargs="+", help="only these sequence names")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
+    p.add_argument("--samples", type=int, default=1, help="samples averaged per frame (default 1)")
+    p.add_argument("--window", type=int, default=None, help="frames per window (default: model clip length)")
+    p.add_argument("--overlap", type=int, default=4, help="frames shared by neighbouring windows (default 4)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="cpu, cuda, or auto")
+    p.add_argument("--overwrite", action="store_true", help="redo sequences that already have a prediction")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run(args) -> int:
+    from egopressdiff.errors import EgoPressDiffError
+
+    if args.samples < 1:
+        raise EgoPressDiffError("--samples must be >= 1")
+    if args.steps is not None and args.steps < 1:
+        raise EgoPressDiffError("--steps must be >= 1")
+    from egopressdiff.data.reader import EgoPressureReader
+    from egopressdiff.inference import PredictOptions, predict_dataset, select_sequences
+    from egopressdiff.shipped import resolve_checkpoint
+    from egopressdiff.training.registry import load_model
+
+    path = resolve_checkpoint(args.checkpoint)
+    model = load_model(path)
+    device = _device(args.device)
+    model.to(device)
+    reader = EgoPressureReader(args.data)
+    pairs = select_sequences(reader, split=args.split, participants=args.participants, sequences=args.sequences)
+    opts = PredictOptions(steps=args.steps, samples=args.samples, window=args.window, overlap=args.overlap,
+                          seed=args.seed, overwrite=args.overwrite, progress=not args.no_progress)
+    rep = predict_dataset(model, args.data, args.output, pairs=pairs, options=opts)
+    print(f"predicted {len(rep.written)} sequences ({rep.frames} frames) in {rep.seconds:.1f} s"
+          + (f"; skipped {len(rep.skipped)} already complete (use --overwrite to redo)" if rep.skipped else "")
+          + f" -> {args.output}")
+    return 0
+
+
+def _device(name):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

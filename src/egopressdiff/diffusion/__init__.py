@@ -1,0 +1,1 @@
+"""EDM preconditioning and loss, Karras/Euler sampling, windowed prediction of long sequences."""

@@ -1,0 +1,73 @@
+"""Evaluate a prediction folder against a dataset (the body of ``egopressdiff evaluate``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from egopressdiff.errors import DataError
+
+CHUNK = 32  # frames per streamed chunk: memory stays at one chunk of maps
+
+
+def sequences_to_evaluate(pred_root, reader, split: str | None = None) -> list[tuple[str, str]]:
+    """Which ground-truth sequences to score.
+
+    With ``split`` every sequence of that split must have a prediction. Without,
+    the sequences ``predict`` recorded in ``predict_info.json``, else every
+    prediction file present.
+    """
+    from egopressdiff.evaluation.predictions import list_predictions
+    from egopressdiff.inference import select_sequences
+
+    pred_root = Path(pred_root)
+    if not pred_root.is_dir():
+        raise DataError("prediction folder does not exist", path=pred_root)
+    if split:
+        return select_sequences(reader, split=split)
+    info = pred_root / "predict_info.json"
+    if info.is_file():
+        try:
+            names = json.loads(info.read_text())["sequences"]
+            return [tuple(n.split("/", 1)) for n in names]
+        except (ValueError, KeyError, TypeError) as e:
+            raise DataError(f"unreadable predict_info.json ({e})", path=info) from None
+    pairs = [(p, s) for p, s, _ in list_predictions(pred_root)]
+    if not pairs:
+        raise DataError("no prediction files (<participant>/<sequence>.npz) found", path=pred_root)
+    return pairs
+
+
+def _items(pred_root, reader, pairs):
+    from egopressdiff.evaluation.predictions import check_prediction_complete, prediction_path, read_prediction
+
+    for participant, sequence in pairs:
+        path = prediction_path(pred_root, participant, sequence)
+        if not path.is_file():
+            raise DataError("no prediction for this ground-truth sequence", path=path, sequence=sequence)
+        pred = read_prediction(path)
+        gt_frames = reader.annotated_frames(participant, sequence)
+        rows = check_prediction_complete(pred, gt_frames)
+        atlas = reader.atlas(participant, sequence)
+        mask = atlas.mask(224)
+
+        def chunks(_p=participant, _s=sequence, _rows=rows, _pred=pred, _frames=gt_frames, _atlas=atlas):
+            for start in range(0, len(_frames), CHUNK):
+                fr = _frames[start:start + CHUNK]
+                gt = np.stack([reader.load_pressure(_p, _s, int(f)) for f in fr])
+                verts = np.stack([reader.load_annotation(_p, _s, int(f)).vertices for f in fr])
+                area = _atlas.texel_area(verts, 224)
+                yield {"pred": np.asarray(_pred.pressure_kpa[_rows[start:start + CHUNK]]), "gt": gt, "area": area}
+
+        yield {"participant": participant, "sequence": sequence, "mask": mask, "chunks": chunks()}
+
+
+def evaluate_folder(pred_root, data_root, split: str | None = None, progress: bool = True) -> dict:
+    from egopressdiff.data.reader import EgoPressureReader
+    from egopressdiff.evaluation.metrics import evaluate_predictions
+
+    reader = EgoPressureReader(data_root)
+    pairs = sequences_to_evaluate(pred_root, reader, split)
+    return evaluate_predictions(_items(pred_root, reader, pairs), progress=progress)

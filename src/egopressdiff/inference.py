@@ -1,0 +1,136 @@
+"""Whole-sequence prediction: checkpoint + dataset -> one ``.npz`` per sequence.
+
+Windows are streamed (``diffusion.windows.predict_windows`` yields each frame
+as soon as it is final) into a ``PredictionWriter`` (memmap-backed, renamed
+into place when complete), so memory stays flat with sequence length and an
+interrupted run leaves only complete files.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from egopressdiff.errors import DataError, EgoPressDiffError
+from egopressdiff.fsutil import atomic_write_text, check_safe_name, ensure_output_dir
+
+
+@dataclass
+class PredictOptions:
+    steps: int | None = None  # None -> the model's documented default
+    samples: int = 1
+    window: int | None = None  # None -> the model's clip length
+    overlap: int = 4
+    seed: int = 0
+    overwrite: bool = False
+    progress: bool = True
+
+
+@dataclass
+class PredictReport:
+    written: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+    frames: int = 0
+    seconds: float = 0.0
+
+
+def select_sequences(reader, split: str | None = None, participants=None, sequences=None) -> list[tuple[str, str]]:
+    """(participant, sequence) pairs chosen by split / participant list / sequence names."""
+    from egopressdiff.data.splits import split_participants
+
+    parts = reader.participants()
+    if participants:
+        unknown = sorted(set(participants) - set(parts))
+        if unknown:
+            raise DataError(f"participant {unknown[0]} is not in the dataset", path=reader.root)
+        parts = [p for p in parts if p in set(participants)]
+    elif split and split != "all":
+        parts = split_participants(parts, split)
+    pairs = [(p, s) for p in parts for s in reader.sequences(p)]
+    if sequences:
+        wanted = set(sequences)
+        missing = wanted - {s for _, s in pairs}
+        if missing:
+            raise DataError(f"sequence {sorted(missing)[0]} is not among the selected participants", path=reader.root)
+        pairs = [(p, s) for p, s in pairs if s in wanted]
+    if not pairs:
+        raise DataError("no sequences selected", path=reader.root)
+    for p, s in pairs:
+        check_safe_name(p, "participant name")
+        check_safe_name(s, "sequence name")
+    return pairs
+
+
+def _to_batch(item: dict):
+    """A dataset item (one clip, no batch dim) -> batch of 1 (tensors get a leading dim)."""
+    import torch
+
+    out = {}
+    for k, v in item.items():
+        if isinstance(v, torch.Tensor):
+            out[k] = v.unsqueeze(0)
+        elif isinstance(v, np.ndarray):
+            out[k] = torch.from_numpy(v).unsqueeze(0)
+        else:
+            out[k] = [v]
+    return out
+
+
+def predict_dataset(model, data_root, output, pairs=None, split="test", options: PredictOptions | None = None,
+                    dataset_kwargs: dict | None = None) -> PredictReport:
+    import torch
+    from tqdm.auto import tqdm
+
+    from egopressdiff.data.clips import ClipDataset
+    from egopressdiff.data.reader import EgoPressureReader
+    from egopressdiff.diffusion.windows import predict_windows
+    from egopressdiff.evaluation.predictions import PredictionWriter, prediction_path
+
+    options = options or PredictOptions()
+    out = ensure_output_dir(output, "prediction output")
+    reader = EgoPressureReader(data_root)
+    if pairs is None:
+        pairs = select_sequences(reader, split=split)
+    req = dict(model.data_requirements())
+    req.update(dataset_kwargs or {})
+    window = int(options.window or req.get("clip_length", 16))
+    if options.overlap >= window:
+        raise EgoPressDiffError(f"--overlap {options.overlap} must be smaller than --window {window}")
+    dataset = ClipDataset(data_root, participants=sorted({p for p, _ in pairs}), clip_length=1, stride=1,
+                          crop_size=req.get("crop_size", 64), uv_conditioning=req.get("uv_conditioning", False),
+                          uv_cond_size=req.get("uv_cond_size", 64))
+    report = PredictReport()
+    t0 = time.perf_counter()
+    model.eval()
+    bar = tqdm(pairs, desc="predict", unit="seq", disable=not options.progress)
+    for participant, sequence in bar:
+        dest = prediction_path(out, participant, sequence)
+        if dest.exists() and not options.overwrite:
+            report.skipped.append(f"{participant}/{sequence}")
+            continue
+        frames = reader.annotated_frames(participant, sequence)
+        if len(frames) == 0:
+            raise DataError("sequence has no annotated frames to predict", sequence=sequence)
+
+        def load_window(start, stop, _p=participant, _s=sequence, _f=frames):
+            return _to_batch(dataset.load_frames(_p, _s, list(_f[start:stop])))
+
+        with PredictionWriter(out, participant, sequence, frames, with_std=options.samples > 1) as writer:
+            with torch.no_grad():
+                for idx, mean, std in predict_windows(model, len(frames), load_window, window=window,
+                                                      overlap=options.overlap, steps=options.steps,
+                                                      seed=options.seed, num_samples=options.samples):
+                    writer.put(idx, mean, std)
+        report.written.append(f"{participant}/{sequence}")
+        report.frames += len(frames)
+        bar.set_postfix(frames=report.frames)
+    report.seconds = time.perf_counter() - t0
+    info = {"data_root": str(data_root), "sequences": report.written + report.skipped,
+            "steps": options.steps, "samples": options.samples, "window": window, "overlap": options.overlap,
+            "seed": options.seed, "seconds": round(report.seconds, 3), "frames_predicted": report.frames}
+    atomic_write_text(Path(out) / "predict_info.json", json.dumps(info, indent=2))
+    return report

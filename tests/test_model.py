@@ -1,0 +1,243 @@
+import json
+import pickle
+
+import pytest
+import torch
+
+from egopressdiff.errors import CheckpointError, ConfigError, DataError
+from egopressdiff.models import EgoPressDiff, EgoPressDiffConfig
+from egopressdiff.models.codecs import (
+    PixelUnshuffleCodec,
+    denormalize_pressure,
+    normalize_pressure,
+)
+from egopressdiff.models.testing import make_dummy_batch
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return EgoPressDiff.from_config("tiny", clip_length=2)
+
+
+def test_config_presets_roundtrip_and_unknown_keys(tmp_path):
+    for name in ("tiny", "svd"):
+        cfg = EgoPressDiffConfig.preset(name)
+        assert EgoPressDiffConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    svd = EgoPressDiffConfig.preset("svd")
+    assert svd.training["lr"] == 1e-5 and svd.training["batch_size"] == 2 and svd.clip_length == 16
+    assert svd.unet["block_out_channels"] == [320, 640, 1280, 1280] and svd.clip["projection_dim"] == 1024
+    with pytest.raises(ConfigError, match="bogus"):
+        EgoPressDiffConfig.from_dict({"bogus": 1})
+    with pytest.raises(ConfigError, match="lrr"):
+        EgoPressDiffConfig.from_dict({"training": {"lrr": 1}})
+    with pytest.raises(ConfigError):
+        EgoPressDiffConfig.preset("huge")
+    with pytest.raises(ConfigError):
+        EgoPressDiffConfig.from_dict({"cond_space": "voxels"})
+    p = tmp_path / "m.json"
+    p.write_text(json.dumps({"name": "tiny", "use_depth": False}))
+    assert EgoPressDiff.from_config(p).config.use_depth is False
+
+
+def test_pressure_normalisation_is_invertible_on_0_to_pmax():
+    kpa = torch.linspace(0, 200, 20001, dtype=torch.float64)
+    y = normalize_pressure(kpa, 2.0, 200.0)
+    assert y.min() == -1 and y.max() == 1 and (y.diff() > 0).all()  # strictly increasing
+    torch.testing.assert_close(denormalize_pressure(y, 2.0, 200.0), kpa, atol=1e-9, rtol=1e-9)
+    assert normalize_pressure(torch.tensor([500.0]), 2.0, 200.0).item() == 1.0  # clipped above p_max
+
+
+def test_tiny_codec_is_exact_and_the_uv_resize_floor_is_small(tiny):
+    codec = PixelUnshuffleCodec(4)
+    x = torch.rand(3, 1, 56, 56) * 2 - 1
+    z = codec.encode(x)
+    assert z.shape == (3, 16, 14, 14)
+    assert torch.equal(codec.decode(z), x)
+    # the model's own target path: 224 -> 56 (kPa, area) -> codec -> 56 -> 224 (kPa, bilinear)
+    b = make_dummy_batch(2, 2)
+    back = tiny.decode_to_kpa(tiny.encode_targets(b)["target_latents"], b["uv_mask"])
+    mae = (back - b["pressure"]).abs().mean().item()
+    assert 0 < mae < 0.1, mae
+    # at full resolution the only loss left is float rounding of the normalisation
+    full = EgoPressDiff.from_config("tiny", clip_length=2, uv_size=224, unet={**tiny.config.unet, "sample_size": 56})
+    back = full.decode_to_kpa(full.encode_targets(b)["target_latents"], b["uv_mask"])
+    assert (back - b["pressure"]).abs().max() < 1e-3
+
+
+def test_shapes_end_to_end_and_masked_non_negative_output(tiny):
+    b = make_dummy_batch(2, 2)
+    loss = tiny.training_loss(b)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in tiny.denoiser.unet.parameters())
+    tiny.zero_grad()
+    out = tiny.predict(b, steps=2, seed=0, num_samples=2)
+    assert out["pressure_kpa"].shape == (2, 2, 224, 224) and out["pressure_kpa"].dtype == torch.float32
+    assert out["pressure_std_kpa"].shape == (2, 2, 224, 224)
+    assert (out["pressure_kpa"] >= 0).all()
+    assert (out["pressure_kpa"][:, :, b["uv_mask"][0] == 0] == 0).all()
+    assert "pressure_std_kpa" not in tiny.predict(b, steps=1)
+    assert tiny.data_requirements() == {"clip_length": 2, "crop_size": 64, "uv_conditioning": False,
+                                        "uv_cond_size": 56}
+
+
+def test_same_seed_same_sample_other_seed_differs(tiny):
+    b = make_dummy_batch(1, 2)
+    a = tiny.predict(b, steps=2, seed=3)["pressure_kpa"]
+    assert torch.equal(a, tiny.predict(b, steps=2, seed=3)["pressure_kpa"])
+    assert not torch.equal(a, tiny.predict(b, steps=2, seed=4)["pressure_kpa"])
+
+
+def test_posenet_at_init_changes_nothing(tiny):
+    b = make_dummy_batch(1, 2)
+    prep = tiny._prepare(b)
+    assert prep["pose_features"] is not None
+    x, sigma = torch.randn(1, 2, 16, 14, 14), torch.tensor([1.3])
+    with torch.no_grad():
+        with_pose = tiny.denoise(x, sigma, prep)
+        without = tiny.denoise(x, sigma, {**prep, "pose_features": None})
+        assert torch.equal(with_pose, without)
+        tiny.denoiser.posenet.final.bias.add_(0.1)  # a trained PoseNet does change the output
+        try:
+            changed = tiny.denoise(x, sigma, tiny._prepare(b))
+        finally:
+            tiny.denoiser.posenet.final.bias.sub_(0.1)
+    assert (changed - without).abs().max() > 1e-4
+
+
+def test_gradients_reach_vertex_branch_and_encoder_after_one_step():
+    torch.manual_seed(1)
+    model = EgoPressDiff.from_config("tiny", clip_length=2)
+    params = model.trainable_parameters()
+    clip_ids = {id(p) for p in model.image_encoder.parameters()}
+    assert params and not any(id(p) in clip_ids for p in params)
+    assert not any(p.requires_grad for p in model.image_encoder.parameters())
+    opt = torch.optim.Adam(params, lr=1e-3)
+    b = make_dummy_batch(1, 2)
+    model.training_loss(b).backward()
+    gates = [blk.vtx_gate for blk in model.denoiser.dc_blocks]
+    assert all(g.grad.abs().sum() > 0 for g in gates)
+    opt.step()
+    opt.zero_grad()
+    model.training_loss(b).backward()
+    for blk in model.denoiser.dc_blocks:
+        assert blk.attn_vtx.to_v.weight.grad.abs().sum() > 0
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.vertex_encoder.parameters())
+
+
+def test_cached_frozen_outputs_give_the_same_loss_without_running_encoders(tiny, monkeypatch):
+    b = make_dummy_batch(1, 2)
+    torch.manual_seed(7)
+    ref = tiny.training_loss(b)
+    cached = {**b, **tiny.encode_conditions(b), **tiny.encode_targets(b)}
+    assert cached["clip_embeds"].shape == (1, 2, 64) and cached["target_latents"].shape == (1, 2, 16, 14, 14)
+    assert cached["depth_latents"].shape == (1, 2, 16, 14, 14)
+
+    def boom(*a, **k):
+        raise AssertionError("frozen encoder ran")
+
+    monkeypatch.setattr(tiny.image_encoder, "forward", boom)
+    monkeypatch.setattr(tiny.codec, "encode", boom)
+    torch.manual_seed(7)
+    torch.testing.assert_close(tiny.training_loss(cached), ref)
+
+
+def test_save_and_load_give_identical_outputs_and_never_unpickle(tiny, tmp_path, monkeypatch):
+    b = make_dummy_batch(1, 2)
+    ref = tiny.predict(b, steps=2, seed=1)["pressure_kpa"]
+    out_dir = tiny.save_pretrained(tmp_path / "ckpt")
+    names = sorted(p.name for p in out_dir.iterdir())
+    assert names == ["config.json", "image_encoder.safetensors", "posenet.safetensors", "unet.safetensors",
+                     "vertex_encoder.safetensors"]
+    assert json.loads((out_dir / "config.json").read_text())["model_type"] == "egopressdiff"
+
+    def no_pickle(*a, **k):
+        raise AssertionError("unpickling attempted")
+
+    monkeypatch.setattr(pickle, "load", no_pickle)
+    monkeypatch.setattr(pickle, "loads", no_pickle)
+    monkeypatch.setattr(torch, "load", no_pickle)
+    loaded = EgoPressDiff.from_pretrained(out_dir)
+    assert torch.equal(loaded.predict(b, steps=2, seed=1)["pressure_kpa"], ref)
+    # errors: missing file, wrong type, not a checkpoint
+    (out_dir / "posenet.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="posenet"):
+        EgoPressDiff.from_pretrained(out_dir)
+    cfg = json.loads((out_dir / "config.json").read_text())
+    cfg["_class_name"] = "UNet2DModel"
+    (out_dir / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="UNet2DModel"):
+        EgoPressDiff.from_pretrained(out_dir)
+    with pytest.raises(CheckpointError):
+        EgoPressDiff.from_pretrained(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("switch", [
+    {"use_depth": False}, {"use_vertices": False}, {"use_dc_calibration": False}, {"use_posenet": False},
+    {"use_uv_mask_weight": False}, {"cond_space": "uv"}, {"cond_space": "uv", "use_depth": False},
+    {"edm": {"sampler": "heun", "loss_weighting": "none"}},
+])
+def test_ablation_switches_run(switch):
+    torch.manual_seed(0)
+    model = EgoPressDiff.from_config("tiny", clip_length=2, **switch)
+    b = make_dummy_batch(1, 2, uv_cond_size=56)
+    loss = model.training_loss(b)
+    assert torch.isfinite(loss)
+    loss.backward()
+    out = model.predict(b, steps=1)
+    assert out["pressure_kpa"].shape == (1, 2, 224, 224)
+    if switch.get("use_vertices") is False:
+        assert model.vertex_encoder is None
+    if switch.get("use_posenet") is False:
+        assert model.denoiser.posenet is None
+    if switch.get("cond_space") == "uv":
+        assert model.data_requirements()["uv_conditioning"] is True
+        b.pop("uv_cond")
+        with pytest.raises(DataError, match="uv_cond"):
+            model.training_loss(b)
+
+
+def test_uv_mask_weighting_changes_the_loss():
+    torch.manual_seed(0)
+    model = EgoPressDiff.from_config("tiny", clip_length=2)
+    b = make_dummy_batch(1, 2)
+    torch.manual_seed(5)
+    weighted = model.training_loss(b)
+    model.config.use_uv_mask_weight = False
+    torch.manual_seed(5)
+    plain = model.training_loss(b)
+    assert weighted > plain * 1.2  # (1 + M)^2 = 4 on the hand cells
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    model = EgoPressDiff.from_config("tiny", clip_length=2)
+    with torch.no_grad():
+        for blk in model.denoiser.dc_blocks:
+            blk.vtx_gate.normal_()
+    b = make_dummy_batch(1, 2)
+
+    def grads():
+        model.zero_grad()
+        torch.manual_seed(3)
+        model.training_loss(b).backward()
+        return [p.grad.clone() for p in model.vertex_encoder.parameters()]
+
+    ref = grads()
+    model.denoiser.enable_gradient_checkpointing()
+    got = grads()
+    for r, g in zip(ref, got):
+        torch.testing.assert_close(g, r, atol=1e-5, rtol=1e-4)
+    assert sum(g.abs().sum() for g in got) > 0
+
+
+def test_svd_config_instantiates_on_meta_and_reports_counts():
+    # 2.3 B parameters: built on the meta device so the test needs no 9 GB of RAM; the
+    # architecture (and so the counts) is the same as with random weights.
+    model = EgoPressDiff.from_config("svd", device="meta")
+    counts = model.parameter_counts()
+    assert counts["unet"] - counts["unet_dc_added"] == 1_524_623_082  # the SVD-XT U-Net
+    assert counts["image_encoder"] > 600_000_000 and counts["codec"] > 90_000_000
+    assert counts["trainable"] == counts["unet"] + counts["posenet"] + counts["vertex_encoder"]
+    assert model.latent_size == (28, 28) and model.latent_channels == 4
