@@ -51,6 +51,8 @@ DATA_SCHEMA: dict[str, tuple] = {
     "uv_cond_size": (_INT + (None,), None, None),
     "augment": (_BOOL, False, None),
     "num_workers": (_INT, 0, None),
+    # keep built clips in RAM after first use (no augmentation; see data/memory_cache.py)
+    "cache_in_memory": (_BOOL, False, None),
     "train_split": (_STR, "train", None),
     "val_split": (_STR, "val", None),
     # only for source "toy": number of clips of the in-memory toy dataset
@@ -82,6 +84,9 @@ TRAIN_SCHEMA: dict[str, tuple] = {
     "allow_tf32": (_BOOL, True, None),
     "compile": (_BOOL, False, None),
     "find_unused_parameters": (_BOOL, False, None),
+    # frozen-encoder cache (training/cache.py): built once, reused while data and encoders are unchanged
+    "cache_encoders": (_BOOL, False, None),
+    "cache_dir": (_STR + (None,), None, None),  # null = RUN/cache
 }
 
 SCHEMAS = {"data": DATA_SCHEMA, "train": TRAIN_SCHEMA}

@@ -23,7 +23,7 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
 
 def check_safe_name(name: str, what: str = "name") -> str:
     """Refuse names that could escape an output directory (``../x``, ``/abs``, ``a/b``)."""
-    if not isinstance(name, str) or not _SAFE_NAME.match(name) or name in (".", "..") or ".." in name.split("."):
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or name in (".", "..") or ".." in name.split("."):
         raise EgoPressDiffError(f"unsafe {what} {name!r}: only letters, digits, '.', '_' and '-' are allowed")
     return name
 

@@ -24,7 +24,7 @@ class PredictOptions:
     steps: int | None = None  # None -> the model's documented default
     samples: int = 1
     window: int | None = None  # None -> the model's clip length
-    overlap: int = 4
+    overlap: int | None = None  # None -> min(4, window // 4)
     seed: int = 0
     overwrite: bool = False
     progress: bool = True
@@ -60,8 +60,11 @@ def select_sequences(reader, split: str | None = None, participants=None, sequen
     if not pairs:
         raise DataError("no sequences selected", path=reader.root)
     for p, s in pairs:
-        check_safe_name(p, "participant name")
-        check_safe_name(s, "sequence name")
+        try:
+            check_safe_name(p, "participant name")
+            check_safe_name(s, "sequence name")
+        except EgoPressDiffError as e:  # a crafted dataset: name the folder, write nothing
+            raise DataError(f"{e}; refusing to use it in output paths", path=reader.root / "data" / p / s) from None
     return pairs
 
 
@@ -91,18 +94,25 @@ def predict_dataset(model, data_root, output, pairs=None, split="test", options:
     from egopressdiff.evaluation.predictions import PredictionWriter, prediction_path
 
     options = options or PredictOptions()
-    out = ensure_output_dir(output, "prediction output")
+    if Path(output).exists() and not Path(output).is_dir():
+        raise EgoPressDiffError(f"prediction output path {output} is a file, not a directory")
     reader = EgoPressureReader(data_root)
     if pairs is None:
         pairs = select_sequences(reader, split=split)
     req = dict(model.data_requirements())
     req.update(dataset_kwargs or {})
-    window = int(options.window or req.get("clip_length", 16))
-    if options.overlap >= window:
-        raise EgoPressDiffError(f"--overlap {options.overlap} must be smaller than --window {window}")
+    window = int(options.window or req.get("clip_length") or 16)
+    overlap = min(4, window // 4) if options.overlap is None else int(options.overlap)
+    if window < 1:
+        raise EgoPressDiffError(f"--window must be >= 1, got {window}")
+    if overlap < 0 or overlap >= window:
+        raise EgoPressDiffError(f"--overlap {overlap} must be >= 0 and smaller than --window {window}")
+    if options.samples < 1:
+        raise EgoPressDiffError(f"--samples must be >= 1, got {options.samples}")
     dataset = ClipDataset(data_root, participants=sorted({p for p, _ in pairs}), clip_length=1, stride=1,
-                          crop_size=req.get("crop_size", 64), uv_conditioning=req.get("uv_conditioning", False),
-                          uv_cond_size=req.get("uv_cond_size", 64))
+                          crop_size=req.get("crop_size") or 64, uv_conditioning=bool(req.get("uv_conditioning")),
+                          uv_cond_size=req.get("uv_cond_size") or 64)
+    out = ensure_output_dir(output, "prediction output")
     report = PredictReport()
     t0 = time.perf_counter()
     model.eval()
@@ -122,7 +132,7 @@ def predict_dataset(model, data_root, output, pairs=None, split="test", options:
         with PredictionWriter(out, participant, sequence, frames, with_std=options.samples > 1) as writer:
             with torch.no_grad():
                 for idx, mean, std in predict_windows(model, len(frames), load_window, window=window,
-                                                      overlap=options.overlap, steps=options.steps,
+                                                      overlap=overlap, steps=options.steps,
                                                       seed=options.seed, num_samples=options.samples):
                     writer.put(idx, mean, std)
         report.written.append(f"{participant}/{sequence}")
@@ -130,7 +140,7 @@ def predict_dataset(model, data_root, output, pairs=None, split="test", options:
         bar.set_postfix(frames=report.frames)
     report.seconds = time.perf_counter() - t0
     info = {"data_root": str(data_root), "sequences": report.written + report.skipped,
-            "steps": options.steps, "samples": options.samples, "window": window, "overlap": options.overlap,
+            "steps": options.steps, "samples": options.samples, "window": window, "overlap": overlap,
             "seed": options.seed, "seconds": round(report.seconds, 3), "frames_predicted": report.frames}
     atomic_write_text(Path(out) / "predict_info.json", json.dumps(info, indent=2))
     return report

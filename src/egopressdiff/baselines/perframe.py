@@ -496,10 +496,11 @@ class PerFrameBaseline(nn.Module):
         return (torch.expm1(out[:, 0].float().clamp_min(0)) * self.config.regression_scale_kpa)
 
     @torch.no_grad()
-    def predict(self, batch: dict, steps: int | None = None, seed: int = 0, num_samples: int = 1) -> dict:
+    def predict(self, batch: dict, steps: int | None = None, seed: int = 0, num_samples: int = 1,
+                frame_ids=None) -> dict:
         """``{"pressure_kpa": (B, N, 224, 224)}``, masked by the UV mask and >= 0.
 
-        ``steps``, ``seed`` and ``num_samples`` exist for interface parity with the
+        ``steps``, ``seed``, ``num_samples`` and ``frame_ids`` exist for interface parity with the
         diffusion model and are ignored: the baseline is deterministic (it has no
         sample spread, so no ``pressure_std_kpa`` is returned).
         """

@@ -21,10 +21,15 @@ def add_arguments(p):
 
 
 def run(args) -> int:
+    from pathlib import Path
+
+    from egopressdiff.errors import EgoPressDiffError
     from egopressdiff.evaluation.metrics import format_metrics_table, metrics_to_json
     from egopressdiff.evaluation.run import evaluate_folder
     from egopressdiff.fsutil import atomic_write_text
 
+    if args.json and Path(args.json).is_dir():
+        raise EgoPressDiffError(f"--json {args.json} is a directory; give a file name")
     res = evaluate_folder(args.pred, args.data, split=args.split, progress=not args.no_progress)
     print(format_metrics_table(res, per_sequence=args.per_sequence, per_gesture=True))
     if args.json:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 HELP = """Show the participants, sequences, frames, annotated frames and pressure statistics of a dataset.
 
 Works on the real EgoPressure dataset and on synthetic data (same layout). By default the
 pressure statistics come from `pressure_map_range` only (fast): a frame's peak pressure is
 its range maximum; contact frames have a peak > 1 kPa. --full also reads every UV map for
-the mean pressure over contact texels (slow on the real dataset).
+the mean pressure over contact texels (slow on the real dataset). --check decodes every
+frame of every shard and reports the first damaged one (exit code 2).
 """
 
 
@@ -21,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", choices=["train", "val", "test", "all"], help="only this participant split")
     parser.add_argument("--full", action="store_true", help="read the UV maps for mean contact pressure (slow)")
     parser.add_argument("--json", metavar="FILE", help="also write the table as JSON (atomically)")
+    parser.add_argument("--check", action="store_true",
+                        help="decode every frame (images, depth registration, mesh, pressure, force) and stop at the "
+                             "first problem with its file, sequence and frame (slow on the real dataset)")
 
 
 def _table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
@@ -44,8 +49,10 @@ def run(args) -> int:
 
     from egopressdiff.data.reader import EgoPressureReader
     from egopressdiff.data.splits import describe_split, split_participants
-    from egopressdiff.errors import DataError
+    from egopressdiff.errors import DataError, EgoPressDiffError
 
+    if args.json and Path(args.json).is_dir():
+        raise EgoPressDiffError(f"--json {args.json} is a directory; give a file name")
     reader = EgoPressureReader(args.root)
     all_ps = reader.participants()
     ps = all_ps
@@ -59,6 +66,8 @@ def run(args) -> int:
     pairs = reader.all_sequences(ps)
     rows = []
     for p, s in tqdm(pairs, desc="sequences", unit="seq", file=sys.stderr, disable=len(pairs) < 2, leave=False):
+        if args.check:
+            _check_sequence(reader, p, s)
         st = reader.pressure_summary(p, s, full=args.full)
         rows.append({"participant": p, "sequence": s, "side": reader.hand_side(p, s),
                      "synthetic": reader.is_synthetic(p, s), **st})
@@ -86,3 +95,20 @@ def run(args) -> int:
         atomic_write_text(args.json, json.dumps({"root": str(reader.root), "kind": kind, "splits": split,
                                                  "sequences": rows, "total": total}, indent=1))
     return 0
+
+
+def _check_sequence(reader, participant: str, sequence: str) -> None:
+    """Decode every row of every shard of one sequence (DataError at the first problem)."""
+    from egopressdiff.data import layout
+
+    reader.validate_sequence(participant, sequence)
+    for frame in reader.frames(participant, sequence):
+        f = int(frame)
+        ann = reader.load_annotation(participant, sequence, f)
+        if ann.has_annotation:
+            reader.load_pressure(participant, sequence, f)
+            reader.load_force(participant, sequence, f, required=False)
+        for shard, load in ((layout.COLOR_SHARD, reader.load_rgb), (layout.DEPTH_SHARD, reader.load_depth),
+                            (layout.MASK_SHARD, reader.load_mask)):
+            if f in reader.shard(participant, sequence, shard).index:
+                load(participant, sequence, f)

@@ -6,7 +6,9 @@ import argparse
 import importlib
 import importlib.util
 import os
+import signal
 import sys
+import threading
 
 # name -> module under egopressdiff.cli; the order is the order in --help.
 COMMANDS = [
@@ -64,6 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that ``with``/``finally`` blocks discard half-written outputs."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -73,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     from egopressdiff.errors import EgoPressDiffError
 
     debug = args.debug or os.environ.get("EGOPRESSDIFF_DEBUG") == "1"
+    # SIGTERM (e.g. a cluster scheduler) unwinds like SIGINT: temporaries are removed, finished files kept.
+    # `train` installs its own graceful handlers (checkpoint, then exit) while it trains.
+    installed = threading.current_thread() is threading.main_thread()
+    if installed:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         rc = args._module.run(args)
         return int(rc or 0)
@@ -81,9 +96,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"egopressdiff {args.command}: error: {e.one_line()}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print(f"egopressdiff {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        term = isinstance(e, Terminated)
+        print(f"egopressdiff {args.command}: {'terminated' if term else 'interrupted'}; "
+              "finished outputs were kept, unfinished ones removed", file=sys.stderr)
+        return 143 if term else 130
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ def add_arguments(p):
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
     p.add_argument("--samples", type=int, default=1, help="samples averaged per frame (default 1)")
     p.add_argument("--window", type=int, default=None, help="frames per window (default: model clip length)")
-    p.add_argument("--overlap", type=int, default=4, help="frames shared by neighbouring windows (default 4)")
+    p.add_argument("--overlap", type=int, default=None,
+                   help="frames shared by neighbouring windows (default: min(4, window // 4))")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto")
     p.add_argument("--overwrite", action="store_true", help="redo sequences that already have a prediction")

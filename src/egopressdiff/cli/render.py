@@ -4,7 +4,8 @@ Per sequence: a video (MP4, or GIF where no encoder is present) of
 RGB crop | predicted UV map | ground-truth UV map | |error| with a kPa colour bar,
 and the pressure drawn on the 3D hand (the synthetic hand, or MANO when the
 dataset is real and your MANO UV files are found) at the frame of peak force.
-DIR/index.html links everything and shows the metric table."""
+DIR/index.html links everything and shows the metric table. Every file is written
+atomically; an existing non-empty DIR is refused unless --overwrite."""
 
 
 def add_arguments(p):
@@ -14,10 +15,25 @@ def add_arguments(p):
     p.add_argument("--max-sequences", type=int, default=None, help="render at most this many sequences")
     p.add_argument("--max-frames", type=int, default=None, help="at most this many frames per video")
     p.add_argument("--no-metrics", action="store_true", help="do not compute the metric table for the report")
+    p.add_argument("--overwrite", action="store_true", help="replace the pictures in an existing non-empty DIR")
     p.add_argument("--no-progress", action="store_true")
 
 
 def run(args) -> int:
+    from pathlib import Path
+
+    from egopressdiff.errors import EgoPressDiffError
+
+    for opt in ("max_sequences", "max_frames"):
+        if getattr(args, opt) is not None and getattr(args, opt) < 1:
+            raise EgoPressDiffError(f"--{opt.replace('_', '-')} must be >= 1, got {getattr(args, opt)}")
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise EgoPressDiffError(f"render output path {out} is a file, not a directory")
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        raise EgoPressDiffError(f"render output {out} exists and is not empty (use --overwrite to replace it)")
+    if not Path(args.pred).is_dir():
+        raise EgoPressDiffError(f"prediction folder {args.pred} does not exist")
     from egopressdiff.evaluation.run import evaluate_folder
     from egopressdiff.evaluation.visualize import render_folder
 

@@ -14,6 +14,11 @@ RUN receives checkpoints/step-N (every train.checkpoint_every steps, the last
 train.keep_checkpoints kept, written atomically), logs/ (TensorBoard), model/ (the final
 model, for `egopressdiff predict --checkpoint RUN`) and train_summary.json.
 
+Frozen-encoder cache: with --set train.cache_encoders=true (EgoPressDiff, data.augment=false)
+the frozen VAE/CLIP outputs and the other clip inputs are computed once into RUN/cache (or
+train.cache_dir) and reused while the data and encoders are unchanged; --build-cache builds
+it and exits.
+
 SIGINT (Ctrl-C) or SIGTERM: the current step finishes, a checkpoint is saved, and the
 command exits with 130 (SIGINT) or 143 (SIGTERM); --resume continues from there. A second
 Ctrl-C stops at once. After a crash or SIGKILL, --resume continues from the newest complete
@@ -38,6 +43,9 @@ def add_arguments(p) -> None:
                    help="override a config key, e.g. --set train.lr=3e-4 (repeatable)")
     p.add_argument("--overwrite", action="store_true", help="delete an existing RUN folder and start afresh")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--build-cache", action="store_true",
+                   help="only build (or check) the frozen-encoder cache in RUN/cache (or train.cache_dir), then exit; "
+                        "train with --set train.cache_encoders=true to use it")
 
 
 def run(args) -> int:
@@ -54,7 +62,8 @@ def run(args) -> int:
         raise ConfigError("--resume and --overwrite contradict each other: choose one")
     if args.max_steps is not None and args.max_steps <= 0:
         raise ConfigError(f"--max-steps must be > 0, got {args.max_steps}")
-    non_empty = out.is_dir() and any(out.iterdir())
+    # a folder holding only the encoder cache (from --build-cache) counts as empty
+    non_empty = out.is_dir() and any(p.name != "cache" for p in out.iterdir())
     if args.config is None:
         if not args.resume:
             raise ConfigError("--config is required (a preset such as tiny, or a YAML file)")
@@ -85,7 +94,9 @@ def run(args) -> int:
 
         # only the main process clears the folder (torchrun starts one command per rank)
         if int(os.environ.get("RANK", "0")) == 0:
-            shutil.rmtree(out)
+            for p in out.iterdir():  # the encoder cache is kept: its fingerprint says whether it is still valid
+                if p.name != "cache":
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
     created = not out.exists()
     ensure_output_dir(out, "output")
 
@@ -93,7 +104,8 @@ def run(args) -> int:
 
     try:
         summary = train(cfg, args.data, out, resume=args.resume, max_steps=args.max_steps,
-                        pretrained_svd=args.pretrained_svd, progress=not args.no_progress)
+                        pretrained_svd=args.pretrained_svd, progress=not args.no_progress,
+                        cache_only=args.build_cache)
     except BaseException:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # a run that failed before writing anything leaves no empty folder behind

@@ -83,7 +83,7 @@ _FINGER_SPECS = {
 _FINGER_BASE_INSET = 0.0120  # tubes start this far inside the palm, behind the MCP
 _FINGER_THICKNESS = 0.86  # ring half-thickness / half-width
 # thumb: CMC position, direction (deg in the palm plane towards +x, deg out of it towards +z)
-_THUMB_CMC = np.array([0.0200, 0.0190, 0.0060])
+_THUMB_CMC = np.array([0.0200, 0.0190, 0.0040])
 _THUMB_YAW, _THUMB_PITCH = 40.0, -2.0
 _THUMB_LENGTHS = (0.0400, 0.0320, 0.0270)
 _THUMB_RADII = (0.0125, 0.0098, 0.0090, 0.0080)  # at CMC, MCP, IP, cap start
@@ -631,7 +631,7 @@ def _build_geometry(shape: HandShape) -> dict:
 
     # ---- skeleton
     mcp = {}
-    for name, (x, y, fan, lengths, r0, r1) in _FINGER_SPECS.items():
+    for name, (x, y, _fan, _lengths, _r0, _r1) in _FINGER_SPECS.items():
         mcp[name] = np.array([x * W, y, 0.0]) * S
     # knuckle line y(x) for the palm's distal end, through the four MCPs
     kx = np.array([mcp[n][0] for n in ("pinky", "ring", "middle", "index")])
@@ -642,7 +642,9 @@ def _build_geometry(shape: HandShape) -> dict:
     t_ring = np.linspace(0.0, 1.0, Rp)
     half_w = np.interp(t_ring, [0.0, 0.35, 0.75, 1.0], [0.029, 0.036, 0.0395, 0.0405]) * S * W
     centre_x = np.interp(t_ring, [0.0, 1.0], [0.0, -0.0015]) * S * W
-    half_t = np.interp(t_ring, [0.0, 0.3, 0.8, 1.0], [0.0175, 0.0150, 0.0125, 0.0085]) * S * Tk
+    # half-thickness of the palmar side (flat-ish: the heel and MCP pads bear a flat press) and the back
+    half_t = np.interp(t_ring, [0.0, 0.3, 0.8, 1.0], [0.0140, 0.0135, 0.0125, 0.0110]) * S * Tk
+    half_b = np.interp(t_ring, [0.0, 0.3, 0.8, 1.0], [0.0160, 0.0140, 0.0115, 0.0080]) * S * Tk
     # angle parameter: palmar half psi in [0, pi] (k = 0..kp), dorsal half psi in (pi, 2 pi)
     psi = np.concatenate([np.linspace(0.0, np.pi, kp + 1), np.linspace(np.pi, 2 * np.pi, kd + 1)[1:-1]])
     expo = 2.0 / 3.2  # superellipse exponent (boxier than an ellipse)
@@ -660,12 +662,12 @@ def _build_geometry(shape: HandShape) -> dict:
         # palmar surface: thenar (+x, proximal) and hypothenar (-x) pads, a shallow central hollow,
         # and the distal (MCP) pad line
         tr = t_ring[r]
-        thenar = 0.0045 * np.exp(-((xn - 0.55) / 0.35) ** 2 - ((tr - 0.30) / 0.30) ** 2)
+        thenar = 0.0035 * np.exp(-((xn - 0.55) / 0.35) ** 2 - ((tr - 0.30) / 0.30) ** 2)
         hypo = 0.0030 * np.exp(-((xn + 0.65) / 0.30) ** 2 - ((tr - 0.40) / 0.35) ** 2)
         hollow = -0.0025 * np.exp(-(xn / 0.35) ** 2 - ((tr - 0.55) / 0.20) ** 2)
         mcp_pad = 0.0020 * np.exp(-((tr - 0.92) / 0.10) ** 2)
         bump = (thenar + hypo + hollow + mcp_pad) * S * Tk
-        zs = np.where(ez > 0, half_t[r] * ez + bump * np.clip(ez, 0.0, 1.0) ** 0.5, half_t[r] * 0.9 * ez)
+        zs = np.where(ez > 0, half_t[r] * ez + bump * np.clip(ez, 0.0, 1.0) ** 0.5, half_b[r] * ez)
         base = _palm_vid(r, 0)
         V[base:base + _PALM_AROUND] = np.stack([xs, ys, zs], axis=1)
     weights[plan["palm"][0]:plan["palm"][1], 0] = 1.0

@@ -112,15 +112,16 @@ def depth_for_force(heights: np.ndarray, areas: np.ndarray, force_n: float,
     if force_n <= 0:
         return 0.0
     lo, hi = 0.0, max_depth
-    grid = np.linspace(lo, hi, 48)
-    f = group_force_curve(heights, areas, grid, tissue)
-    if f[-1] <= force_n:
-        return hi
-    i = int(np.searchsorted(f, force_n))
-    i = max(i, 1)
-    f0, f1 = f[i - 1], f[i]
+    for _ in range(2):  # coarse bracket, then a fine one inside it
+        grid = np.linspace(lo, hi, 33)
+        f = group_force_curve(heights, areas, grid, tissue)
+        if f[-1] <= force_n:
+            return float(hi)
+        i = max(int(np.searchsorted(f, force_n)), 1)
+        lo, hi = grid[i - 1], grid[i]
+    f0, f1 = group_force_curve(heights, areas, [lo, hi], tissue)
     t = 0.0 if f1 <= f0 else (force_n - f0) / (f1 - f0)
-    return float(grid[i - 1] + t * (grid[i] - grid[i - 1]))
+    return float(lo + t * (hi - lo))
 
 
 def splat_to_grid(x: np.ndarray, y: np.ndarray, newtons: np.ndarray) -> np.ndarray:

@@ -68,6 +68,36 @@ class FrameAnnotation:
         return None if self.joints is None else world_to_camera(self.joints, self.ego_R, self.ego_T).astype(np.float32)
 
 
+def decode_image(data: bytes | None, reduce: int = 1, header_only: bool = False, *, path=None,
+                 sequence: str | None = None, frame: int | None = None):
+    """JPEG/PNG bytes of one cell -> array ((H, W, C) or (H, W); uint16 for 16-bit PNG depth).
+
+    ``header_only`` returns ``(width, height)``; ``reduce`` > 1 decodes a JPEG at about
+    1/reduce size and returns ``(array, (full_width, full_height))``. Any damage is a
+    :class:`DataError` naming ``path``, ``sequence`` and ``frame``; never another exception.
+    """
+    from PIL import Image
+
+    if not data:
+        raise DataError("image bytes are missing", path=path, sequence=sequence, frame=frame)
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            full_size = img.size
+            if header_only:
+                return full_size
+            if reduce > 1 and img.format == "JPEG":
+                # JPEG DCT scaling: decode at 1/2, 1/4 or 1/8 size directly (much faster than full + resize)
+                img.draft(img.mode, (-(-full_size[0] // reduce), -(-full_size[1] // reduce)))
+            img.load()
+            arr = np.asarray(img)
+    except Exception as exc:  # PIL raises OSError/SyntaxError/ValueError/... on damaged files
+        raise DataError(f"corrupt image ({type(exc).__name__}: {exc})", path=path, sequence=sequence,
+                        frame=frame) from None
+    if arr.ndim not in (2, 3) or arr.size == 0:
+        raise DataError(f"image has unusable shape {arr.shape}", path=path, sequence=sequence, frame=frame)
+    return (arr, full_size) if reduce > 1 else arr
+
+
 class _Shard:
     """One Parquet shard: lazily opened file + frame -> (row group, row) index."""
 
@@ -287,27 +317,11 @@ class EgoPressureReader:
 
     def _image(self, participant: str, sequence: str, shard: str, frame: int, reduce: int = 1,
                header_only: bool = False):
-        from PIL import Image
-
         scalar, sh = self._cell(participant, sequence, shard, IMAGE_COLUMNS[shard], frame)
         data = scalar.as_py() if scalar.is_valid else None
         data = data.get("bytes") if isinstance(data, dict) else None
-        if not data:
-            raise DataError("image bytes are missing", path=sh.path, sequence=sequence, frame=frame)
-        try:
-            with Image.open(io.BytesIO(data)) as img:
-                full_size = img.size
-                if header_only:
-                    return full_size
-                if reduce > 1 and img.format == "JPEG":
-                    # JPEG DCT scaling: decode at 1/2, 1/4 or 1/8 size directly (much faster than full + resize)
-                    img.draft(img.mode, (-(-full_size[0] // reduce), -(-full_size[1] // reduce)))
-                img.load()
-                arr = np.asarray(img)
-        except Exception as exc:  # PIL raises OSError/SyntaxError/ValueError/... on damaged files
-            raise DataError(f"corrupt image ({type(exc).__name__}: {exc})", path=sh.path, sequence=sequence,
-                            frame=frame) from None
-        return (arr, full_size) if reduce > 1 else arr
+        return decode_image(data, reduce=reduce, header_only=header_only, path=sh.path, sequence=sequence,
+                            frame=frame)
 
     # -- per-frame loaders --------------------------------------------------------------
     def rgb_size(self, participant: str, sequence: str, frame: int) -> tuple[int, int]:
@@ -470,7 +484,17 @@ class EgoPressureReader:
                                 sequence=sequence, frame=int(fr[i]))
             peaks.append(float(layout.counts_to_kpa(rng[1])))
             if full:
-                m = layout.uv_map_to_kpa(np.asarray(maps[int(i)].values.to_numpy(zero_copy_only=False)), rng)
+                cell = maps[int(i)]
+                if not cell.is_valid:
+                    raise DataError("pressure_map is null", path=sh.path, sequence=sequence, frame=int(fr[i]))
+                raw = np.asarray(cell.values.to_numpy(zero_copy_only=False), dtype=np.float32)
+                if raw.size != layout.UV_SIZE * layout.UV_SIZE:
+                    raise DataError(f"pressure_map has {raw.size} values, expected {layout.UV_SIZE ** 2}",
+                                    path=sh.path, sequence=sequence, frame=int(fr[i]))
+                if not np.all(np.isfinite(raw)):
+                    raise DataError("pressure_map contains NaN or inf", path=sh.path, sequence=sequence,
+                                    frame=int(fr[i]))
+                m = layout.uv_map_to_kpa(raw.reshape(layout.UV_SIZE, layout.UV_SIZE), rng)
                 contact_vals.append(m[m > 1.0])
         peaks = np.asarray(peaks, dtype=np.float64)
         contact = peaks > 1.0

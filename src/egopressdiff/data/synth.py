@@ -77,16 +77,14 @@ or the forearm or outside the image), rows 1-6 zeros (no static cameras).
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from egopressdiff.data import layout
 from egopressdiff.data.hand import (
-    FINGERS,
     PART_PALM,
     HandModel,
     HandPose,
@@ -102,10 +100,9 @@ from egopressdiff.data.physics import (
     PressureBaker,
     SoftTissue,
     depth_for_force,
-    in_sensing_area,
     vertex_pressure,
 )
-from egopressdiff.data.raster import PinholeCamera, box_blur_1d, plane_hits, rasterize
+from egopressdiff.data.raster import PinholeCamera, box_blur_1d, rasterize
 
 GENERATOR_VERSION = 1
 HAND_MODEL = "procedural-v1"
@@ -142,10 +139,10 @@ class Imperfections:
 # =============================================================================== gestures
 @dataclass(frozen=True)
 class GestureSpec:
-    """How a gesture is staged (see ``_GESTURES``)."""
+    """How a gesture is staged (built by ``_spec`` from the real gesture name)."""
 
     family: str
-    posture: str  # flat | palm_lift | fingers | cupped | index | pinch | zoom
+    posture: str  # a key of _POSTURES: flat | palm_lift | flat_tips | fingers | cupped | index | pinch | zoom
     groups: tuple  # contact groups: palm | finger<f> | tip<f>
     primary: str  # the group that sets the hand height
     shares: tuple  # force share of each group
@@ -215,9 +212,9 @@ def _spec(gesture: str) -> GestureSpec:
 # hand pitch (deg, fingers down), roll (deg, thumb side down).
 _POSTURES = {
     "flat": dict(flex=[[0, 5, 5], [4, 4, 2], [4, 4, 2], [4, 4, 2], [4, 4, 2]], abduct=[12, -4, 0, 3, 8],
-                 twist=[0, 0, 0, 0, 0], pitch=1.0, roll=0.0),
+                 twist=[0, 0, 0, 0, 0], pitch=3.0, roll=0.0),
     "palm_lift": dict(flex=[[0, 0, 0], [-14, 2, 2], [-14, 2, 2], [-14, 2, 2], [-14, 2, 2]],
-                      abduct=[14, -4, 0, 3, 8], twist=[0, 0, 0, 0, 0], pitch=0.0, roll=0.0),
+                      abduct=[14, -4, 0, 3, 8], twist=[0, 0, 0, 0, 0], pitch=3.0, roll=0.0),
     "flat_tips": dict(flex=[[10, 10, 5], [18, 12, 6], [18, 12, 6], [18, 12, 6], [18, 12, 6]],
                       abduct=[0, -4, 0, 3, 8], twist=[0, 0, 0, 0, 0], pitch=9.0, roll=0.0),
     "fingers": dict(flex=[[12, 20, 15], [30, 40, 18], [30, 40, 18], [30, 40, 18], [30, 38, 16]],
@@ -326,7 +323,8 @@ class FrameTarget:
 class GestureTimeline:
     """Per-frame targets of one sequence (deterministic from its RNG)."""
 
-    def __init__(self, gesture: str, side: str, frames: int, rng: np.random.Generator):
+    def __init__(self, gesture: str, side: str, frames: int, rng: np.random.Generator,
+                 hand: HandModel | None = None):
         self.gesture = gesture
         self.side = side
         self.frames = frames
@@ -361,6 +359,8 @@ class GestureTimeline:
         self.tremor = SmoothNoise(rng, 1, min_period=3.0, max_period=7.0)
         self.anchor0 = self._anchor(rng)
         self.drag = self._drag_path(rng)
+        if hand is not None:
+            self.place(hand)
 
     # -- placement ------------------------------------------------------------------
     def _anchor(self, rng) -> np.ndarray:
@@ -375,6 +375,39 @@ class GestureTimeline:
         else:  # fingertips of several fingers; primary = middle tip
             base = np.array([-0.020, 0.0])
         return base + rng.uniform([-0.015, -0.015], [0.015, 0.015])
+
+    def place(self, hand: HandModel, margin: float = 0.006) -> None:
+        """Clamp the anchor so every contact group (in the base posture, over the whole drag)
+        stays inside the pad's sensing area with ``margin``."""
+        sp = self.spec
+        solver = ContactSolver(hand, SoftTissue())
+        t = self.target(self.n_pre)
+        pose = t.pose.copy()
+        pose.rot = solver.world_rotation(t.yaw, t.pitch, t.roll)
+        v, _ = hand.pose(pose)
+        c = v[solver.groups[sp.primary], :2].mean(axis=0)
+        pts = np.concatenate([v[solver.groups[g], :2] for g in sp.groups]) - c
+        clouds = [pts]
+        if self.drag is not None:
+            kind = self.drag[0]
+            if kind == "line":
+                clouds.append(pts + self.drag[1])
+            elif kind == "rotate":
+                for a in np.linspace(0.0, self.drag[1], 5)[1:]:
+                    clouds.append(pts @ rot_z(a)[:2, :2].T)
+            elif kind == "draw":
+                amp, ph0 = self.drag[1], self.drag[2]
+                for prog in np.linspace(0.0, 1.0, 9)[1:]:
+                    s = 2.0 * np.pi * prog
+                    clouds.append(pts + amp * np.array([0.5 * (np.sin(1.5 * s + ph0) - np.sin(ph0)),
+                                                        -2.0 * prog + 0.4 * np.sin(2.0 * s)]))
+            elif kind == "zoom":
+                clouds.append(pts * 1.25)
+        allp = np.concatenate(clouds)
+        lo, hi = allp.min(axis=0), allp.max(axis=0)
+        half = np.array([SENSE_HALF_X - margin, SENSE_HALF_Y - margin])
+        amin, amax = -half - lo, half - hi
+        self.anchor0 = np.where(amin <= amax, np.clip(self.anchor0, amin, amax), 0.5 * (amin + amax))
 
     def _drag_path(self, rng):
         m = self.spec.motion
@@ -515,7 +548,9 @@ class ContactSolver:
         self.tissue = tissue
         self._corr = np.zeros((5, 3))
         part, seg, tip, palmar = hand.vertex_part, hand.vertex_segment, hand.vertex_tip, hand.vertex_palmar
-        self.groups = {"palm": np.nonzero((part == PART_PALM) & palmar)[0]}
+        # the palm group includes the thumb's thenar segment (its metacarpal, palmar side)
+        thenar = (part == 1) & (seg <= 1) & palmar
+        self.groups = {"palm": np.nonzero(((part == PART_PALM) & palmar) | thenar)[0]}
         for f in range(5):
             self.groups[f"tip{f}"] = np.nonzero((part == 1 + f) & tip)[0]
             self.groups[f"finger{f}"] = np.nonzero((part == 1 + f) & (seg >= 1) & palmar)[0]
@@ -604,7 +639,7 @@ class ContactSolver:
 # =============================================================================== cameras
 DEPTH_TO_COLOR_R = rot_x(np.deg2rad(-6.0))  # the depth sensor is tilted 6 degrees against the colour camera
 DEPTH_TO_COLOR_T = np.array([-0.032, -0.002, 0.004])  # depth-sensor centre in the colour frame (m)
-COLOR_HFOV_DEG = 65.0
+COLOR_HFOV_DEG = 55.0
 DEPTH_HFOV_DEG = 75.0
 
 
@@ -641,12 +676,14 @@ class CameraRig:
     and (optionally) camera-tilt events that bring the head low behind the hand."""
 
     def __init__(self, rng: np.random.Generator, frames: int, target: np.ndarray, hand_yaw: float,
-                 imperf: Imperfections, n_pre: int):
+                 imperf: Imperfections, n_pre: int, side: str = "right"):
         self.frames = frames
         self.target = np.asarray(target, dtype=np.float64)
-        self.dist = rng.uniform(0.36, 0.48)
-        self.elev = np.deg2rad(rng.uniform(50.0, 68.0))
-        self.azim = hand_yaw + np.deg2rad(rng.normal(0.0, 12.0))
+        self.dist = rng.uniform(0.38, 0.50)
+        self.elev = np.deg2rad(rng.uniform(52.0, 70.0))
+        # the head is at the body's midline: to the left of a right hand (+y), right of a left one
+        toward_midline = np.deg2rad(rng.uniform(3.0, 18.0)) * (1.0 if side == "right" else -1.0)
+        self.azim = hand_yaw + toward_midline
         j = imperf.camera_jitter
         self.drift = SmoothNoise(rng, 6, min_period=15.0, max_period=70.0)
         self.drift_amp = np.array([np.deg2rad(4.0), np.deg2rad(3.0), 0.015, 0.012, 0.012, np.deg2rad(3.0)]) * j
@@ -665,7 +702,7 @@ class CameraRig:
                 down = 1.0 - smoothstep((t - (start + length - ramp)) / ramp)
                 self.occ = np.maximum(self.occ, np.minimum(up, down))
         self.occ_elev = np.deg2rad(rng.uniform(22.0, 30.0))
-        self.occ_azim = np.deg2rad(rng.uniform(-15.0, 15.0))
+        self.occ_azim = np.deg2rad(rng.uniform(-10.0, 10.0))
 
     def pose(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         d = self.drift(float(i)) * self.drift_amp + self.jitter[i]
@@ -689,7 +726,7 @@ SKIN_TONES = np.array([
     [0.66, 0.47, 0.34], [0.50, 0.34, 0.24], [0.35, 0.24, 0.17],
 ])
 TABLE_COLOURS = np.array([
-    [0.70, 0.56, 0.40], [0.86, 0.86, 0.84], [0.52, 0.52, 0.54], [0.40, 0.29, 0.20], [0.60, 0.66, 0.70],
+    [0.66, 0.53, 0.38], [0.74, 0.74, 0.72], [0.50, 0.50, 0.52], [0.40, 0.29, 0.20], [0.56, 0.62, 0.66],
 ])
 SLEEVE_COLOURS = np.array([
     [0.15, 0.18, 0.30], [0.55, 0.10, 0.12], [0.85, 0.85, 0.85], [0.20, 0.20, 0.20], [0.30, 0.45, 0.30],
@@ -699,8 +736,10 @@ PAD_COLOUR = np.array([0.10, 0.10, 0.11])
 PAD_BORDER_COLOUR = np.array([0.24, 0.24, 0.25])
 WORLD_HALF = 0.30  # the background texture covers x, y in +-0.30 m
 WORLD_RES = 0.002  # at 2 mm per texel (the shadow map at 4 mm)
-_FOREARM_S = (0.05, 0.13, 0.24)  # forearm ring distances from the wrist (m)
-_FOREARM_GROWTH = (1.08, 1.22, 1.35)
+_FOREARM_S = (0.05, 0.14, 0.26, 0.40)  # forearm ring distances from the wrist (m)
+_FOREARM_GROWTH = (1.0, 1.12, 1.22, 1.28)
+# wrist ring (palm ring 0) vertices: 0 radial edge, 11 ulnar edge, 5/6 palmar middle, 14/15 dorsal middle
+_RING_ULNAR, _RING_PALMAR, _RING_DORSAL = 11, 6, 15
 
 
 @dataclass(frozen=True)
@@ -770,7 +809,9 @@ class SequenceRenderer:
             start = int(rng.integers(0, 2))
             fa[start * n_ring:] = sleeve_col
         self.albedo = np.clip(np.concatenate([alb, fa]), 0.0, 1.0).astype(np.float32)
-        self.forearm_elev = np.deg2rad(rng.uniform(12.0, 24.0))
+        self.forearm_elev = np.deg2rad(rng.uniform(6.0, 16.0))
+        out = np.deg2rad(rng.uniform(15.0, 35.0))  # the elbow is on the hand's side of the body
+        self.forearm_out = -out if hand.side == "right" else out
         self.n_ring = n_ring
         wrist_ring = np.arange(n_ring)  # the hand's palm ring 0 is the wrist ring
         faces = []
@@ -812,8 +853,13 @@ class SequenceRenderer:
         border = on_pad & ((np.abs(wx) > layout.PAD_HALF_X - 0.008) | (np.abs(wy) > layout.PAD_HALF_Y - 0.008))
         table = self.table_colour * (1.0 + 0.05 * tex_t + 0.02 * grain)[..., None]
         pad = np.where(border[..., None], PAD_BORDER_COLOUR, PAD_COLOUR) * (1.0 + 0.06 * tex_p)[..., None]
-        self.world_albedo = np.where(on_pad[..., None], pad, table).astype(np.float32).reshape(-1, 3)
+        # beyond the +-WORLD_HALF window the table continues as a periodic texture (appended rows)
+        m = 128
+        far = self.table_colour * (1.0 + 0.05 * _noise_texture(rng, m, 6.0) + 0.02 * _noise_texture(rng, m, 1.0))[..., None]
+        self.world_albedo = np.concatenate([np.where(on_pad[..., None], pad, table).reshape(-1, 3),
+                                            far.reshape(-1, 3)]).astype(np.float32)
         self.world_n = n
+        self.far_n = m
         H, W = color_cam.height, color_cam.width
         self.rgb_noise = rng.normal(0.0, 1.0, size=(H + 16, W + 16, 3)).astype(np.float32)
         h, w = depth_cam.height, depth_cam.width
@@ -822,22 +868,45 @@ class SequenceRenderer:
         self.edge_field = rng.uniform(size=(h + 16, w + 16)).astype(np.float32)
         frac = float(np.clip(imperf.depth_hole_fraction, 0.0, 0.5))
         self.hole_thresh = float(np.quantile(self.hole_field, 1.0 - frac)) if frac > 0 else np.inf
-        self.shadow_res = 2 * WORLD_RES
-        self.shadow_n = n // 2
+        self.shadow_res = 3 * WORLD_RES  # 6 mm
+        self.shadow_n = n // 3
 
     # -- geometry ------------------------------------------------------------------------
     def scene_vertices(self, v: np.ndarray, joints: np.ndarray) -> np.ndarray:
-        """Hand vertices + forearm rings (world)."""
-        ring = v[:self.n_ring]
+        """Hand vertices + forearm rings (world).
+
+        The forearm leaves the wrist backwards and outwards (towards the elbow on the
+        hand's side of the body) and rises at ``forearm_elev``. Each forearm ring is the
+        wrist ring's own cross-section (in its radial/palmar frame) carried onto the plane
+        perpendicular to the forearm axis, so the forearm follows the hand's roll without
+        twisting or collapsing.
+        """
+        n = self.n_ring
+        ring = v[:n]
         centre = ring.mean(axis=0)
-        fwd = joints[9] - joints[0]  # wrist -> middle MCP
-        back = -fwd
+        back = joints[0] - joints[9]  # middle MCP -> wrist
         back[2] = 0.0
         nb = np.linalg.norm(back)
         back = back / nb if nb > 1e-9 else np.array([1.0, 0.0, 0.0])
-        axis = np.cos(self.forearm_elev) * back + np.array([0.0, 0.0, -np.sin(self.forearm_elev)])
+        back = rot_z(self.forearm_out)[:2, :2] @ back[:2]
+        axis = np.array([np.cos(self.forearm_elev) * back[0], np.cos(self.forearm_elev) * back[1],
+                         -np.sin(self.forearm_elev)])
         off = ring - centre
-        extra = [centre + s * axis + g * off for s, g in zip(_FOREARM_S, _FOREARM_GROWTH)]
+        e1 = ring[0] - ring[_RING_ULNAR]  # across the wrist (radial edge - ulnar edge)
+        e2 = ring[_RING_PALMAR] - ring[_RING_DORSAL]  # palmar - dorsal
+        e1 /= max(np.linalg.norm(e1), 1e-12)
+        e2 -= (e2 @ e1) * e1
+        e2 /= max(np.linalg.norm(e2), 1e-12)
+        x, z = off @ e1, off @ e2  # the wrist cross-section in its own frame
+        f1 = e1 - (e1 @ axis) * axis
+        if np.linalg.norm(f1) < 1e-3:  # degenerate: fall back to a horizontal frame
+            f1 = np.cross(axis, [0.0, 0.0, 1.0])
+        f1 /= np.linalg.norm(f1)
+        f2 = np.cross(axis, f1)
+        if f2 @ e2 < 0:
+            f2 = -f2
+        section = x[:, None] * f1 + z[:, None] * f2
+        extra = [centre + s * axis + g * section for s, g in zip(_FOREARM_S, _FOREARM_GROWTH)]
         return np.concatenate([v] + extra)
 
     def normals(self, sv: np.ndarray) -> np.ndarray:
@@ -884,7 +953,20 @@ class SequenceRenderer:
         cam = PinholeCamera(1.0 / res, 1.0 / res, (n - 1) / 2.0, (n - 1) / 2.0, n, n)
         fr = rasterize(pts, self.faces, cam)
         height = float(np.clip(-sv[:self.hand.num_vertices, 2].mean(), 0.0, 0.2))
-        return gaussian_filter(fr.mask.astype(np.float32), 1.0 + height / 0.012)
+        return gaussian_filter(fr.mask.astype(np.float32), 0.6 + height / 0.02, truncate=2.0)
+
+    def _vertex_colours(self, pc: np.ndarray, nc: np.ndarray, R: np.ndarray) -> np.ndarray:
+        """Shaded colour of every scene vertex (two-sided Lambert + Blinn-Phong, camera frame)."""
+        view = -pc / np.linalg.norm(pc, axis=1, keepdims=True)
+        ndv = np.einsum("ij,ij->i", nc, view)
+        nc = nc * np.where(ndv < 0, -1.0, 1.0)[:, None]
+        lc = R @ self.light
+        lam = np.maximum(nc @ lc, 0.0)
+        hv = view + lc
+        hv /= np.maximum(np.linalg.norm(hv, axis=1, keepdims=True), 1e-9)
+        spec = np.maximum(np.einsum("ij,ij->i", nc, hv), 0.0) ** 24
+        col = self.albedo * (self.ambient + self.diffuse * lam)[:, None] + (0.12 * self.diffuse * spec)[:, None]
+        return col.astype(np.float32)
 
     def render(self, i: int, v: np.ndarray, joints: np.ndarray, R: np.ndarray, T: np.ndarray,
                blur_px: tuple[float, float] = (0.0, 0.0)):
@@ -905,46 +987,37 @@ class SequenceRenderer:
         tt = np.where(down, tb, 0.0)
         n = self.world_n
         sc = np.float32(1.0 / WORLD_RES)
-        ix = np.clip(((C[0] + WORLD_HALF) * sc + (dx * sc) * tt).astype(np.int64), 0, n - 1)
-        iy = np.clip(((C[1] + WORLD_HALF) * sc + (dy * sc) * tt).astype(np.int64), 0, n - 1)
+        ix = np.clip(((C[0] + WORLD_HALF) * sc + (dx * sc) * tt), -1e6, 1e6).astype(np.int64)
+        iy = np.clip(((C[1] + WORLD_HALF) * sc + (dy * sc) * tt), -1e6, 1e6).astype(np.int64)
+        flat = (iy * n + ix).reshape(-1)
+        outside = ((ix < 0) | (ix >= n) | (iy < 0) | (iy >= n)).reshape(-1)
+        if outside.any():  # the far table: a periodic texture stored after the window
+            m = self.far_n
+            flat[outside] = n * n + (iy.reshape(-1)[outside] % m) * m + (ix.reshape(-1)[outside] % m)
         mesh = fr.face >= 0
         mesh &= fr.depth < tb
         lam_plane = max(0.0, float(-self.light[2]))
         shade_bg = self.ambient + self.diffuse * lam_plane
         sh = self._shadow(sv).reshape(-1)
-        shadow = sh[(iy >> 1) * self.shadow_n + (ix >> 1)]
+        ns = self.shadow_n
+        shadow = np.take(sh, np.clip(iy // 3, 0, ns - 1) * ns + np.clip(ix // 3, 0, ns - 1))
         k = np.float32(0.55 * self.diffuse * lam_plane)
-        img = np.take(self.world_albedo, (iy * n + ix).reshape(-1), axis=0).reshape(H, W, 3)
+        img = np.take(self.world_albedo, flat, axis=0).reshape(H, W, 3)
         lv = imp.lighting_variation
         gain = 1.0 + lv * (0.07 * float(self.exposure(float(i))[0]) + 0.015 * self.flicker[i % 4096])
         colour_gain = (self.tint * np.float32(gain * 255.0)).astype(np.float32)  # exposure, tint, to 0..255
         img *= (np.float32(shade_bg) - k * shadow)[..., None]
         img *= colour_gain
-        # mesh shading (two-sided Lambert + Blinn-Phong), camera frame
+        # mesh shading: Lambert + Blinn-Phong per vertex (camera frame), interpolated per pixel
         sel = mesh.reshape(-1)[fr.pix]
         idx = fr.pix[sel]
         if len(idx):
             b = fr.pix_bary[sel]
             tri = self.faces[fr.pix_face[sel]]
-            b0, b1, b2 = b[:, 0:1], b[:, 1:2], b[:, 2:3]
-            nc = (n_world @ R.T).astype(np.float32)
-            nn = (np.take(nc, tri[:, 0], axis=0) * b0 + np.take(nc, tri[:, 1], axis=0) * b1
-                  + np.take(nc, tri[:, 2], axis=0) * b2)
-            nn *= (1.0 / np.sqrt(np.maximum(np.einsum("ij,ij->i", nn, nn), 1e-12)))[:, None]
-            view = -np.take(cam.rays().reshape(-1, 3), idx, axis=0)
-            view *= (1.0 / np.sqrt(np.einsum("ij,ij->i", view, view)))[:, None]
-            ndv = np.einsum("ij,ij->i", nn, view)
-            nn *= np.where(ndv < 0, -1.0, 1.0).astype(np.float32)[:, None]
-            lc = (R @ self.light).astype(np.float32)
-            lam = np.maximum(nn @ lc, 0.0)
-            hv = view + lc
-            hv *= (1.0 / np.sqrt(np.maximum(np.einsum("ij,ij->i", hv, hv), 1e-12)))[:, None]
-            spec = np.maximum(np.einsum("ij,ij->i", nn, hv), 0.0) ** 24
-            al = self.albedo
-            alb = (np.take(al, tri[:, 0], axis=0) * b0 + np.take(al, tri[:, 1], axis=0) * b1
-                   + np.take(al, tri[:, 2], axis=0) * b2)
-            col = alb * (self.ambient + self.diffuse * lam)[:, None] + (0.12 * self.diffuse * spec)[:, None]
-            img.reshape(-1, 3)[idx] = col * colour_gain
+            vcol = self._vertex_colours(pc, n_world @ R.T, R) * colour_gain
+            col = (np.take(vcol, tri[:, 0], axis=0) * b[:, 0:1] + np.take(vcol, tri[:, 1], axis=0) * b[:, 1:2]
+                   + np.take(vcol, tri[:, 2], axis=0) * b[:, 2:3])
+            img.reshape(-1, 3)[idx] = col
         # blur, noise
         if imp.motion_blur > 0:
             img = box_blur_1d(img, blur_px[0] * imp.motion_blur, blur_px[1] * imp.motion_blur)
@@ -1031,15 +1104,16 @@ def _contact_visibility(v: np.ndarray, p: np.ndarray, visible: np.ndarray) -> fl
 
 def render_sequence(plan: SequencePlan, frames: int, seed: int, participant: Participant,
                     image_size=DEFAULT_IMAGE_SIZE, imperfections: Imperfections = Imperfections(),
-                    tissue: SoftTissue = SoftTissue(), on_frame=None):
+                    tissue: SoftTissue | None = None, on_frame=None):
     """Simulate and render one sequence -> (frame records, config dict, k4a dict, stats dict)."""
+    tissue = tissue or SoftTissue()
     from egopressdiff.data.calibration import build_config_json, build_k4a_calibration
     from egopressdiff.data.writer import FrameRecord, encode_jpeg, encode_png
 
     rng = sequence_rng(seed, plan.participant_index, plan.sequence_index)
-    tl = GestureTimeline(plan.gesture, plan.side, frames, rng)
-    sp = tl.spec
     hand = build_hand(plan.side, participant.shape)
+    tl = GestureTimeline(plan.gesture, plan.side, frames, rng, hand)
+    sp = tl.spec
     solver = ContactSolver(hand, tissue)
     baker = _baker(hand)
     cc, dc = color_camera(image_size), depth_camera(image_size)
@@ -1050,14 +1124,13 @@ def render_sequence(plan: SequencePlan, frames: int, seed: int, participant: Par
     v0, _ = hand.pose(p0)
     off = v0[:, :2].mean(axis=0) - v0[solver.groups[sp.primary], :2].mean(axis=0)
     target = np.array([tl.anchor0[0] + off[0], tl.anchor0[1] + off[1], -0.035])
-    rig = CameraRig(rng, frames, target, 0.5 * tl.yaw0, imperfections, tl.n_pre)
+    rig = CameraRig(rng, frames, target, 0.5 * tl.yaw0, imperfections, tl.n_pre, plan.side)
     renderer = SequenceRenderer(hand, participant, cc, dc, rng, imperfections)
     records = []
     stats = {"frames": frames, "annotated_frames": 0, "contact_frames": 0, "peak_force_n": 0.0, "max_kpa": 0.0,
              "min_hand_height_m": float("inf"), "occluded_contact_frames": 0, "max_force_mismatch": 0.0,
              "camera_tilt_frames": int((rig.occ > 0.5).sum())}
     prev_px = None
-    zero_pose = HandPose()
     for i in range(frames):
         tgt = tl.target(i)
         v, j, pose = solver.solve(tgt, sp.primary, sp.hover)
@@ -1080,7 +1153,7 @@ def render_sequence(plan: SequencePlan, frames: int, seed: int, participant: Par
                 "vertices": v.astype(np.float32),
                 "joint_position": j.astype(np.float32),
                 "betas": participant.shape.betas(),
-                "full_pose": pose.full_pose() if pose is not None else zero_pose.full_pose(),
+                "full_pose": pose.full_pose(),
                 "transl": j[0].astype(np.float32),
                 "normals": hand.vertex_normals(v).astype(np.float32),
                 "displacement": np.zeros(hand.num_vertices, dtype=np.float32),
@@ -1094,7 +1167,7 @@ def render_sequence(plan: SequencePlan, frames: int, seed: int, participant: Par
                 mis = abs(baked.total_force_uv - baked.total_force_grid) / baked.total_force_grid
                 stats["max_force_mismatch"] = max(stats["max_force_mismatch"], mis)
                 cv = _contact_visibility(v, p, visible)
-                if cv is not None and cv < 0.15:
+                if cv is not None and cv < 0.08:
                     stats["occluded_contact_frames"] += 1
         records.append(FrameRecord(
             frame=i + 1, image_jpeg=encode_jpeg(rgb, 90), depth_png=encode_png(depth), mask_png=encode_png(mask),
@@ -1126,12 +1199,25 @@ def render_sequence(plan: SequencePlan, frames: int, seed: int, participant: Par
     return records, config, k4a, stats
 
 
+def _sequence_job(job) -> tuple:
+    """Worker: render and write one sequence (used by ``generate_dataset(workers > 1)``)."""
+    from egopressdiff.data.writer import write_sequence
+
+    root, plan, frames, seed, size, imperf = job
+    participant = make_participant(plan.participant_index, seed, imperf)
+    records, config, k4a, stats = render_sequence(plan, frames, seed, participant, size, imperf)
+    write_sequence(root, plan.participant, plan.name, records, config, k4a)
+    return plan, stats
+
+
 def generate_dataset(out_root, participants: int = 3, sequences: int = 6, frames: int = 48, seed: int = 0,
                      image_size=DEFAULT_IMAGE_SIZE, imperfections: Imperfections = Imperfections(),
-                     progress: bool = True) -> dict:
+                     progress: bool = True, workers: int = 1) -> dict:
     """Write a synthetic dataset in the EgoPressure layout under ``out_root``; returns a summary.
 
-    Each sequence is written atomically (an interrupted run leaves only complete sequences).
+    ``sequences`` is per participant; gestures follow :func:`plan_dataset`. Each sequence is
+    written atomically (an interrupted run leaves only complete sequences) and depends only on
+    (seed, participant, sequence), so ``workers > 1`` (processes) gives identical files.
     """
     from egopressdiff.data.writer import write_sequence
 
@@ -1143,7 +1229,6 @@ def generate_dataset(out_root, participants: int = 3, sequences: int = 6, frames
     root = Path(out_root)
     root.mkdir(parents=True, exist_ok=True)
     plans = plan_dataset(participants, sequences)
-    people = {p: make_participant(p, seed, imperfections) for p in range(participants)}
     bar = None
     if progress:
         from tqdm import tqdm
@@ -1152,18 +1237,35 @@ def generate_dataset(out_root, participants: int = 3, sequences: int = 6, frames
     t_start = time.perf_counter()
     out = {"root": str(root), "participants": participants, "sequences": [], "frames": 0, "annotated_frames": 0,
            "contact_frames": 0, "families": {}, "seed": seed, "image_size": [w, h]}
+
+    def add(plan, stats):
+        out["sequences"].append({"participant": plan.participant, "sequence": plan.name, "gesture": plan.gesture,
+                                 "family": plan.family, "side": plan.side, **stats})
+        out["frames"] += stats["frames"]
+        out["annotated_frames"] += stats["annotated_frames"]
+        out["contact_frames"] += stats["contact_frames"]
+        out["families"][plan.family] = out["families"].get(plan.family, 0) + 1
+
     try:
-        for plan in plans:
-            records, config, k4a, stats = render_sequence(
-                plan, frames, seed, people[plan.participant_index], (w, h), imperfections,
-                on_frame=(bar.update if bar is not None else None) and (lambda: bar.update(1)))
-            write_sequence(root, plan.participant, plan.name, records, config, k4a)
-            out["sequences"].append({"participant": plan.participant, "sequence": plan.name,
-                                     "gesture": plan.gesture, "family": plan.family, "side": plan.side, **stats})
-            out["frames"] += stats["frames"]
-            out["annotated_frames"] += stats["annotated_frames"]
-            out["contact_frames"] += stats["contact_frames"]
-            out["families"][plan.family] = out["families"].get(plan.family, 0) + 1
+        if workers > 1 and len(plans) > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            jobs = [(str(root), plan, frames, seed, (w, h), imperfections) for plan in plans]
+            with ProcessPoolExecutor(max_workers=min(workers, len(plans)),
+                                     mp_context=multiprocessing.get_context("spawn")) as ex:
+                for plan, stats in ex.map(_sequence_job, jobs):
+                    add(plan, stats)
+                    if bar is not None:
+                        bar.update(frames)
+        else:
+            people = {p: make_participant(p, seed, imperfections) for p in range(participants)}
+            tick = (lambda: bar.update(1)) if bar is not None else None
+            for plan in plans:
+                records, config, k4a, stats = render_sequence(
+                    plan, frames, seed, people[plan.participant_index], (w, h), imperfections, on_frame=tick)
+                write_sequence(root, plan.participant, plan.name, records, config, k4a)
+                add(plan, stats)
     finally:
         if bar is not None:
             bar.close()

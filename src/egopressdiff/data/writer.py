@@ -198,9 +198,11 @@ def write_sequence(root, participant: str, sequence: str, frames: list[FrameReco
     fsutil.check_safe_name(sequence, "sequence")
     root = Path(root)
     tables = build_tables(frames)
-    with fsutil.atomic_dir(layout.sequence_dir(root, participant, sequence), overwrite=True) as tmp:
-        for name, table in tables.items():
-            pq.write_table(table, tmp / name, row_group_size=row_group_size, compression="zstd")
+    # calibration first: a sequence is listed by its data folder, which appears (complete) last,
+    # so an interruption never leaves a listed sequence without its calibration
     fsutil.atomic_write_text(layout.k4a_calibration_path(root, participant, sequence),
                              json.dumps(k4a_calibration, indent=1))
     fsutil.atomic_write_text(layout.config_path(root, participant, sequence), json.dumps(config, indent=1))
+    with fsutil.atomic_dir(layout.sequence_dir(root, participant, sequence), overwrite=True) as tmp:
+        for name, table in tables.items():
+            pq.write_table(table, tmp / name, row_group_size=row_group_size, compression="zstd")

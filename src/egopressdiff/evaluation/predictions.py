@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from egopressdiff.data.layout import UV_SIZE
-from egopressdiff.errors import DataError
+from egopressdiff.errors import DataError, EgoPressDiffError
 from egopressdiff.fsutil import atomic_path, check_safe_name
 
 PRED_KEYS = ("frame", "pressure_kpa")
@@ -123,6 +123,8 @@ def read_prediction(path_or_root, participant: str | None = None, sequence: str 
         participant, sequence = path.parent.name, path.stem
     if not path.is_file():
         raise DataError("prediction file not found", path=path, sequence=sequence)
+    if not zipfile.is_zipfile(path):  # np.load would otherwise try it as a pickle (refused) or raw .npy
+        raise DataError("cannot read prediction file: not an .npz (zip) archive", path=path, sequence=sequence)
     try:
         with np.load(path, allow_pickle=False) as z:
             missing = [k for k in PRED_KEYS if k not in z.files]
@@ -151,6 +153,11 @@ def list_predictions(pred_root) -> list[tuple[str, str, Path]]:
     for pdir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for f in sorted(pdir.glob("*.npz")):
             if not f.name.startswith("."):
+                try:
+                    check_safe_name(pdir.name, "participant name")
+                    check_safe_name(f.stem, "sequence name")
+                except EgoPressDiffError as e:
+                    raise DataError(str(e), path=f) from None
                 out.append((pdir.name, f.stem, f))
     return out
 

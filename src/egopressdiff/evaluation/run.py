@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from egopressdiff.errors import DataError
+from egopressdiff.errors import DataError, EgoPressDiffError
+from egopressdiff.fsutil import check_safe_name
 
 CHUNK = 32  # frames per streamed chunk: memory stays at one chunk of maps
 
@@ -31,9 +32,19 @@ def sequences_to_evaluate(pred_root, reader, split: str | None = None) -> list[t
     if info.is_file():
         try:
             names = json.loads(info.read_text())["sequences"]
-            return [tuple(n.split("/", 1)) for n in names]
-        except (ValueError, KeyError, TypeError) as e:
+            pairs = [tuple(n.split("/", 1)) for n in names]
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
             raise DataError(f"unreadable predict_info.json ({e})", path=info) from None
+        for pair in pairs:
+            if len(pair) != 2:
+                raise DataError(f"predict_info.json lists {'/'.join(pair)!r}, expected participant/sequence",
+                                path=info)
+            try:
+                check_safe_name(pair[0], "participant name")
+                check_safe_name(pair[1], "sequence name")
+            except EgoPressDiffError as e:
+                raise DataError(f"predict_info.json lists {'/'.join(pair)!r}: {e}", path=info) from None
+        return pairs
     pairs = [(p, s) for p, s, _ in list_predictions(pred_root)]
     if not pairs:
         raise DataError("no prediction files (<participant>/<sequence>.npz) found", path=pred_root)
@@ -41,10 +52,17 @@ def sequences_to_evaluate(pred_root, reader, split: str | None = None) -> list[t
 
 
 def _items(pred_root, reader, pairs):
-    from egopressdiff.evaluation.predictions import check_prediction_complete, prediction_path, read_prediction
+    from egopressdiff.evaluation.predictions import (
+        check_prediction_complete,
+        prediction_path,
+        read_prediction,
+    )
 
     for participant, sequence in pairs:
         path = prediction_path(pred_root, participant, sequence)
+        if participant not in reader.participants() or sequence not in reader.sequences(participant):
+            raise DataError(f"prediction for {participant}/{sequence}, which is not in the dataset {reader.root}",
+                            path=path, sequence=sequence)
         if not path.is_file():
             raise DataError("no prediction for this ground-truth sequence", path=path, sequence=sequence)
         pred = read_prediction(path)

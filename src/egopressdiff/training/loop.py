@@ -129,7 +129,35 @@ def build_datasets(data_opts: dict, data_root, model, need_val: bool):
                                      "uv_cond_size") if data_opts.get(k) is not None}
     train_ds = ClipDataset(data_root, split=data_opts["train_split"], augment=data_opts["augment"], **kw)
     val_ds = ClipDataset(data_root, split=data_opts["val_split"], augment=False, **kw) if need_val else None
+    if data_opts.get("cache_in_memory"):
+        from egopressdiff.data.memory_cache import MemoryCachedDataset
+
+        if data_opts["augment"]:
+            raise ConfigError("config key data.cache_in_memory needs data.augment=false")
+        train_ds = MemoryCachedDataset(train_ds)
+        val_ds = MemoryCachedDataset(val_ds) if val_ds is not None else None
     return train_ds, val_ds
+
+
+def _use_encoder_cache(model, data_opts, train_ds, val_ds, tcfg, run: Path, accelerator, progress: bool, log):
+    """Swap the clip datasets for their frozen-encoder caches (built by the main process if needed)."""
+    from egopressdiff.training.cache import check_cacheable, prepare_cache
+
+    check_cacheable(model, data_opts)
+    cache_root = Path(tcfg["cache_dir"]) if tcfg.get("cache_dir") else run / "cache"
+    model.to(accelerator.device)  # prepare() would move it anyway; the encoders run there
+    kw = dict(batch_size=tcfg["batch_size"], num_workers=data_opts["num_workers"], device=accelerator.device,
+              progress=progress, log=log)
+    out = []
+    for name, ds in (("train", train_ds), ("val", val_ds)):
+        if ds is None:
+            out.append(None)
+            continue
+        if accelerator.is_main_process:
+            prepare_cache(model, ds, cache_root, name, **kw)
+        accelerator.wait_for_everyone()
+        out.append(prepare_cache(model, ds, cache_root, name, build=False, **{**kw, "log": None}))
+    return out[0], out[1], cache_root
 
 
 def _test_step_sleep() -> None:
@@ -163,17 +191,21 @@ def _make_accelerator(tcfg: dict):
 
 
 def train(run_cfg: dict, data_root, output_dir, resume: bool = False, max_steps: int | None = None,
-          pretrained_svd=None, progress: bool = True) -> dict:
+          pretrained_svd=None, progress: bool = True, cache_only: bool = False) -> dict:
     """Train per ``run_cfg`` (a resolved run config) into ``output_dir``; returns the summary dict.
 
     ``resume`` continues from the newest complete checkpoint (a fresh start if there is none).
     ``max_steps`` overrides ``train.max_steps``. ``pretrained_svd`` (EgoPressDiff only) starts
     from a local SVD folder. The summary's ``exit_code`` is 0, or 128 + signal number when
-    SIGINT/SIGTERM stopped the run (after saving a checkpoint).
+    SIGINT/SIGTERM stopped the run (after saving a checkpoint). ``cache_only`` builds (or checks)
+    the frozen-encoder cache and returns without training.
     """
     from accelerate.utils import send_to_device, set_seed
     from tqdm import tqdm
 
+    from egopressdiff.runtime import configure_cpu_threads
+
+    configure_cpu_threads()
     cfg = copy.deepcopy(run_cfg)
     tcfg = cfg["train"]
     if max_steps is not None:
@@ -234,6 +266,12 @@ def train(run_cfg: dict, data_root, output_dir, resume: bool = False, max_steps:
         cfg["data"] = data_opts
         need_val = tcfg["val_every"] > 0 and tcfg["val_batches"] > 0
         train_ds, val_ds = build_datasets(data_opts, data_root, model, need_val)
+        if tcfg["cache_encoders"] or cache_only:  # frozen-encoder cache (training/cache.py)
+            train_ds, val_ds, cache_root = _use_encoder_cache(model, data_opts, train_ds, val_ds, tcfg, run,
+                                                              accelerator, progress and main, log)
+            if cache_only:
+                return {"exit_code": 0, "cache": str(cache_root), "train_clips": len(train_ds),
+                        "val_clips": len(val_ds) if val_ds is not None else 0}
         bs = tcfg["batch_size"]
         if len(train_ds) < bs * world:
             raise DataError(f"the training split has {len(train_ds)} clips, fewer than one batch "

@@ -1,0 +1,640 @@
+"""Performance figures of EgoPressDiff (the library behind ``egopressdiff bench``).
+
+Every time is the median of ``repeats`` runs after one warm-up run. Peak memory is the
+process's peak resident set (RSS) on CPU -- reset before each measurement through
+``/proc/self/clear_refs`` where Linux allows it, otherwise a 5 ms RSS sampler -- and
+``torch.cuda.max_memory_allocated`` on GPU. The model has random weights (``svd`` too: no
+download), which does not change its cost.
+
+JSON layout (see :func:`run_bench`): ``machine``, ``config``, ``settings``, ``train``,
+``train_cached``, ``sample`` {"4","8","25"}, ``conditioning_overhead_ratio``,
+``posenet_share``, ``vertex_encoder_share``, ``data_pipeline_ratio``, ``clip_length_seconds``
+{"8","16","32"}, ``predict_memory_ratio_1024_vs_64``, ``cached_speedup``, ``targets`` and
+``skipped`` (entry -> reason, for what was not measured). Definitions:
+
+* ``train``: one optimizer step (forward with the frozen encoders, backward, AdamW) on an
+  in-memory batch of the config's batch size and clip length; ``clips_per_second`` = batch / s.
+* ``sample``: ``model.predict`` of one window of ``clip_length`` frames (B = 1) with k Euler
+  steps: CLIP + conditions + k U-Net steps + decoding. ``frames_per_second`` = frames / s.
+* ``conditioning_overhead_ratio``: Vertex Encoder + PoseNet + conditioned U-Net (DC blocks)
+  forward, versus the vanilla diffusers ``UNetSpatioTemporalConditionModel`` of the same config
+  on the same input (B = 1, one window). ``..._per_sampling_step`` leaves out PoseNet and the
+  Vertex Encoder, which sampling runs once per window, not once per step.
+* ``data_pipeline_ratio``: ``ClipDataset`` clips/s through a DataLoader with the config's
+  workers (synthetic data generated into a temporary folder) / ``train.clips_per_second``.
+* ``cached_speedup``: a whole training step -- fetching the batch from the DataLoader (config
+  workers) plus the optimizer step -- on ``ClipDataset`` versus on the frozen-encoder cache
+  (training/cache.py). ``cached_speedup_model_only`` compares the optimizer step alone on
+  in-memory batches (frozen encoders run vs read).
+* ``predict_memory_ratio_1024_vs_64``: peak RSS of a child process streaming 1024 versus 64
+  frames through ``predict_windows`` + ``PredictionWriter`` (inputs generated in memory).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+TARGETS = {
+    "conditioning_overhead_ratio": ("<=", 1.15),
+    "data_pipeline_ratio": (">=", 3.0),
+    "predict_memory_ratio_1024_vs_64": ("<=", 1.1),
+    "cached_speedup": (">=", 2.0),
+}
+
+
+# ---------------------------------------------------------------------------------------------- machine
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def machine_info(device: str = "cpu") -> dict:
+    import torch
+
+    from egopressdiff import __version__
+    from egopressdiff.runtime import physical_cores
+
+    info = {"cpu": _cpu_model(), "logical_cpus": os.cpu_count(), "physical_cores": physical_cores(),
+            "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
+            "python": platform.python_version(), "device": device, "gpu": None}
+    with contextlib.suppress(ImportError, OSError):
+        import psutil
+
+        info["memory_gb"] = round(psutil.virtual_memory().total / 2**30, 1)
+    if device == "cuda" and torch.cuda.is_available():
+        p = torch.cuda.get_device_properties(0)
+        info["gpu"] = p.name
+        info["gpu_memory_gb"] = round(p.total_memory / 2**30, 1)
+        info["cuda"] = torch.version.cuda
+    versions = {"egopressdiff": __version__, "torch": torch.__version__}
+    for name in ("diffusers", "transformers", "accelerate", "numpy"):
+        with contextlib.suppress(Exception):
+            versions[name] = __import__(name).__version__
+    info["versions"] = versions
+    return info
+
+
+# ---------------------------------------------------------------------------------------------- timing, memory
+def _sync(device) -> None:
+    import torch
+
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def median_time(fn, repeats: int, warmup: int = 1, device="cpu") -> float:
+    """Median wall time of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(max(1, repeats)):
+        t = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def _rss_mb() -> float:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _hwm_mb() -> float | None:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+class PeakMemory:
+    """Peak memory (MB) during the ``with`` block: RSS on CPU, max allocated on GPU."""
+
+    def __init__(self, device="cpu"):
+        self.device = str(device)
+        self.peak_mb = None
+
+    def __enter__(self):
+        import torch
+
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            return self
+        self._hwm = False
+        with contextlib.suppress(OSError):
+            Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+            self._hwm = _hwm_mb() is not None
+        if not self._hwm:  # fall back to sampling RSS
+            self._stop = threading.Event()
+            self._peak = _rss_mb()
+
+            def sample():
+                while not self._stop.wait(0.005):
+                    self._peak = max(self._peak, _rss_mb())
+
+            self._thread = threading.Thread(target=sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        import torch
+
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+            self.peak_mb = torch.cuda.max_memory_allocated() / 2**20
+        elif self._hwm:
+            self.peak_mb = _hwm_mb()
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak_mb = max(self._peak, _rss_mb())
+        return False
+
+
+def _r(x, nd=4):
+    return None if x is None else round(float(x), nd)
+
+
+# ---------------------------------------------------------------------------------------------- pieces
+def _autocast(device, enabled: bool):
+    import torch
+
+    if enabled and str(device).startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _to(batch: dict, device) -> dict:
+    import torch
+
+    return {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+
+
+def _train_step_fn(model, batch, device, amp: bool):
+    import torch
+
+    opt = torch.optim.AdamW(model.trainable_parameters(), lr=1e-5)
+    return lambda: _step_on(model, batch, device, amp, opt)
+
+
+def measure_train(model, batch, device, repeats: int, amp: bool) -> dict:
+    model.train()
+    step = _train_step_fn(model, batch, device, amp)
+    step()  # warm-up outside the memory window: optimizer state allocated
+    with PeakMemory(device) as mem:
+        s = median_time(step, repeats, warmup=0, device=device)
+    b = batch["vertices"].shape[0]
+    return {"seconds_per_step": _r(s), "clips_per_second": _r(b / s), "peak_memory_mb": _r(mem.peak_mb, 1),
+            "batch_size": b, "clip_length": int(batch["vertices"].shape[1])}
+
+
+def measure_sample(model, batch, device, steps: int, repeats: int, amp: bool) -> dict:
+    import torch
+
+    model.eval()
+    n = int(batch["vertices"].shape[1])
+
+    def run():
+        with torch.no_grad(), _autocast(device, amp):
+            model.predict(batch, steps=steps, seed=0)
+
+    run()
+    with PeakMemory(device) as mem:
+        s = median_time(run, repeats, warmup=0, device=device)
+    return {"seconds_per_window": _r(s), "frames_per_second": _r(n / s, 3), "peak_memory_mb": _r(mem.peak_mb, 1),
+            "frames": n, "steps": steps}
+
+
+def measure_conditioning(model, batch, device, repeats: int, amp: bool) -> dict:
+    """Ours (Vertex Encoder + PoseNet + conditioned U-Net) vs the vanilla SVD U-Net, interleaved."""
+    import torch
+    from diffusers import UNetSpatioTemporalConditionModel
+
+    model.eval()
+    vanilla = UNetSpatioTemporalConditionModel(**model.config.unet).to(device).eval()
+    with torch.no_grad():
+        prep = model._prepare(batch)
+        b, n = prep["image_tokens"].shape[:2]
+        h, w = model.latent_size
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(b, n, model.latent_channels, h, w, generator=g).to(device)
+        inp = torch.cat([x, prep["cond_latents"].to(x.dtype)], dim=2)
+        t = torch.full((b,), 0.25, device=device)
+        tokens, tids = prep["image_tokens"], prep["added_time_ids"]
+    den = model.denoiser
+    c = model.config
+    pose_in = batch.get("pose_map") if c.cond_space == "image" else batch.get("uv_cond")
+
+    def vertex():
+        return None if model.vertex_encoder is None else model.vertex_encoder(batch["vertices"]).unsqueeze(2)
+
+    def pose():
+        return None if den.posenet is None or pose_in is None else den.pose_features(pose_in.float(), (h, w))
+
+    def ours():
+        den(inp, t, tokens, tids, vertex_tokens=vertex(), pose_features=pose())
+
+    def ours_unet():
+        den(inp, t, tokens, tids, vertex_tokens=prep["vertex_tokens"], pose_features=prep["pose_features"])
+
+    def plain():
+        vanilla(inp, t, encoder_hidden_states=tokens[:, 0], added_time_ids=tids, return_dict=False)
+
+    fns = {"ours": ours, "ours_unet": ours_unet, "vanilla": plain, "posenet": pose, "vertex_encoder": vertex}
+    times = {k: [] for k in fns}
+    with torch.no_grad(), _autocast(device, amp):
+        for f in fns.values():  # warm-up
+            f()
+        for _ in range(max(1, repeats)):
+            for k, f in fns.items():  # interleaved, so load changes hit all alike
+                _sync(device)
+                t0 = time.perf_counter()
+                f()
+                _sync(device)
+                times[k].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    del vanilla
+    return {"conditioning_overhead_ratio": _r(med["ours"] / med["vanilla"]),
+            "conditioning_overhead_ratio_per_sampling_step": _r(med["ours_unet"] / med["vanilla"]),
+            "posenet_share": _r(med["posenet"] / med["ours"]),
+            "vertex_encoder_share": _r(med["vertex_encoder"] / med["ours"]),
+            "forward_seconds": {k: _r(v, 5) for k, v in med.items()}}
+
+
+def _loader(dataset, batch_size: int, workers: int):
+    import torch
+
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True,
+                                       num_workers=workers, generator=torch.Generator().manual_seed(0),
+                                       persistent_workers=False)
+
+
+def measure_loader(dataset, batch_size: int, workers: int, batches: int) -> dict:
+    """Clips/s of a shuffled DataLoader over ``dataset`` (first batch excluded: worker start-up)."""
+    batches = max(1, min(batches, len(dataset) // batch_size - 1))
+    it = iter(_loader(dataset, batch_size, workers))
+    next(it)
+    t = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    dt = time.perf_counter() - t
+    del it
+    return {"clips_per_second": _r(batches * batch_size / dt, 3), "batches": batches, "workers": workers}
+
+
+def measure_steps_from_loader(model, dataset, batch_size: int, workers: int, steps: int, device, amp: bool) -> float:
+    """Seconds per whole training step (next batch + optimizer step), median over ``steps`` steps."""
+    import torch
+
+    model.train()
+    opt = torch.optim.AdamW(model.trainable_parameters(), lr=1e-5)
+    loader = _loader(dataset, batch_size, workers)
+    times = []
+    it = iter(loader)
+    for k in range(steps + 1):
+        t = time.perf_counter()
+        try:
+            batch = next(it)
+        except StopIteration:
+            it = iter(loader)
+            batch = next(it)
+        _step_on(model, _to(batch, device), device, amp, opt)
+        _sync(device)
+        if k > 0:  # the first step pays for worker start-up and allocations
+            times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def _step_on(model, batch, device, amp, opt) -> None:
+    opt.zero_grad(set_to_none=True)
+    with _autocast(device, amp):
+        loss = model.training_loss(batch)
+    loss.backward()
+    opt.step()
+
+
+def predict_memory_child(config: str, frames: int, steps: int, threads: int, window: int) -> dict:
+    """Run in a child process: stream ``frames`` frames through predict_windows + PredictionWriter."""
+    import resource
+
+    import torch
+
+    from egopressdiff.diffusion.windows import predict_windows
+    from egopressdiff.evaluation.predictions import PredictionWriter
+    from egopressdiff.models import EgoPressDiff
+    from egopressdiff.models.testing import make_dummy_batch
+
+    torch.set_num_threads(max(1, threads))
+    torch.manual_seed(0)
+    model = EgoPressDiff.from_config(config, clip_length=window).eval()
+    crop = model.config.crop_size
+
+    def load_window(start, stop):
+        return make_dummy_batch(1, stop - start, crop_size=crop, seed=start)
+
+    with torch.no_grad():  # warm-up: allocator and kernels, before the baseline is taken
+        model.predict(load_window(0, min(window, frames)), steps=steps, seed=0)
+    base = _rss_mb()
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="egopressdiff-bench-") as out, PeakMemory("cpu") as mem:
+        # the peak is taken from here on: model building and imports do not hide the prediction's own
+        with PredictionWriter(out, "p_000", "bench", list(range(1, frames + 1))) as writer, torch.no_grad():
+            for idx, mean, _std in predict_windows(model, frames, load_window, window=window, overlap=4,
+                                                   steps=steps, seed=0):
+                writer.put(idx, mean)
+    return {"frames": frames, "peak_rss_mb": round(mem.peak_mb, 1), "rss_before_predict_mb": round(base, 1),
+            "process_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def measure_predict_memory(config: str, lengths=(64, 1024), steps: int = 1, window: int = 16) -> dict:
+    import torch
+
+    out = {}
+    for n in lengths:
+        code = ("import json, sys; from egopressdiff.bench import predict_memory_child as f; "
+                f"print('@@' + json.dumps(f({config!r}, {int(n)}, {int(steps)}, {torch.get_num_threads()}, "
+                f"{int(window)})))")
+        env = dict(os.environ)
+        src = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise RuntimeError(f"predict-memory child ({n} frames) failed: {proc.stderr.strip()[-2000:]}")
+        line = [ln for ln in proc.stdout.splitlines() if ln.startswith("@@")][-1]
+        out[str(n)] = json.loads(line[2:])
+    a, b = out[str(lengths[0])], out[str(lengths[-1])]
+    return {"runs": out, "ratio": _r(b["peak_rss_mb"] / a["peak_rss_mb"]),
+            "growth_mb": _r((b["peak_rss_mb"] - b["rss_before_predict_mb"])
+                            - (a["peak_rss_mb"] - a["rss_before_predict_mb"]), 1)}
+
+
+# ---------------------------------------------------------------------------------------------- the bench
+def run_bench(config: str = "tiny", device: str = "cpu", quick: bool = False, repeats: int | None = None,
+              log=None) -> dict:
+    """Measure everything (see module doc); returns the JSON-ready result."""
+    import torch
+
+    from egopressdiff.config import load_run_config
+    from egopressdiff.errors import ConfigError
+    from egopressdiff.models import EgoPressDiff
+    from egopressdiff.models.testing import make_dummy_batch
+    from egopressdiff.runtime import configure_cpu_threads
+
+    user_log = log or (lambda msg: None)
+    sections: dict[str, float] = {}
+    last = [None, time.perf_counter()]
+
+    def log(msg: str) -> None:  # also times the sections (each log line starts one)
+        now = time.perf_counter()
+        if last[0] is not None:
+            sections[last[0]] = round(now - last[1], 2)
+        last[0], last[1] = msg.rstrip(". "), now
+        user_log(msg)
+
+    if config not in ("tiny", "svd"):
+        raise ConfigError(f"--config must be tiny or svd, got {config!r}")
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"--device must be cpu or cuda, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available (torch.cuda.is_available() is false)")
+    configure_cpu_threads()
+    run_cfg = load_run_config(config)
+    tcfg, dcfg = run_cfg["train"], run_cfg["data"]
+    repeats = repeats if repeats is not None else (1 if quick else 5)
+    gpu = device == "cuda"
+    amp = gpu and tcfg["mixed_precision"] == "bf16"
+    big_on_cpu = config == "svd" and not gpu
+    skipped: dict[str, str] = {}
+    t_all = time.perf_counter()
+
+    torch.manual_seed(0)
+    log(f"building the {config} model (random weights) ...")
+    model = EgoPressDiff.from_config(config).to(device)
+    if gpu and tcfg["gradient_checkpointing"]:
+        model.denoiser.enable_gradient_checkpointing()
+    c = model.config
+    bs, n = tcfg["batch_size"], c.clip_length
+    uvc = c.uv_cond_size if c.cond_space == "uv" else None
+    batch = _to(make_dummy_batch(bs, n, crop_size=c.crop_size, uv_cond_size=uvc), device)
+    one = _to(make_dummy_batch(1, n, crop_size=c.crop_size, uv_cond_size=uvc, seed=1), device)
+    res: dict = {
+        "machine": machine_info(device),
+        "config": config,
+        "settings": {"quick": quick, "repeats": repeats, "warmup": 1, "batch_size": bs, "clip_length": n,
+                     "crop_size": c.crop_size, "uv_size": c.uv_size, "latent": [model.latent_channels,
+                                                                                *model.latent_size],
+                     "mixed_precision": "bf16 autocast" if amp else "fp32",
+                     "gradient_checkpointing": bool(gpu and tcfg["gradient_checkpointing"]),
+                     "attention": "torch scaled_dot_product_attention (diffusers AttnProcessor2_0)",
+                     "num_workers": dcfg["num_workers"], "sampler": c.edm["sampler"]},
+        "parameters": {k: v for k, v in model.parameter_counts().items()},
+    }
+
+    # -- training ---------------------------------------------------------------------------
+    train_cps = None
+    if big_on_cpu:
+        skipped["train"] = "svd training step on CPU does not fit in a few minutes (run with --device cuda)"
+        res["train"] = None
+    else:
+        log("training step ...")
+        res["train"] = measure_train(model, batch, device, repeats, amp)
+        train_cps = res["train"]["clips_per_second"]
+        with torch.no_grad():
+            cached = {**batch, **model.encode_conditions(batch), **model.encode_targets(batch)}
+        for k in ("rgb", "depth", "pressure", "depth_valid"):
+            cached.pop(k, None)
+        res["train_cached"] = measure_train(model, cached, device, repeats, amp)
+        res["cached_speedup_model_only"] = _r(res["train"]["seconds_per_step"]
+                                              / res["train_cached"]["seconds_per_step"], 3)
+        del cached
+
+    # -- sampling ---------------------------------------------------------------------------
+    res["sample"] = {}
+    for k in (4, 8, 25):
+        if big_on_cpu and k != 4:
+            skipped[f"sample.{k}"] = "svd on CPU: only 4 steps fit in a few minutes"
+            res["sample"][str(k)] = None
+            continue
+        log(f"sampling, {k} steps ...")
+        res["sample"][str(k)] = measure_sample(model, one, device, k, 1 if big_on_cpu else repeats, amp)
+
+    # -- conditioning cost ------------------------------------------------------------------------
+    log("conditioning overhead vs the vanilla U-Net ...")
+    res.update(measure_conditioning(model, one, device, 1 if (big_on_cpu or quick) else max(3, repeats), amp))
+
+    # -- clip length --------------------------------------------------------------------------
+    if big_on_cpu:
+        skipped["clip_length_seconds"] = "svd on CPU: too slow"
+        res["clip_length_seconds"] = None
+    else:
+        log("clip length scaling ...")
+        res["clip_length_seconds"] = {}
+        cl_steps = 1 if quick else c.sample_steps
+        for length in (8, 16, 32):
+            b1 = _to(make_dummy_batch(1, length, crop_size=c.crop_size, uv_cond_size=uvc, seed=2), device)
+            m = measure_sample(model, b1, device, cl_steps, repeats, amp)
+            res["clip_length_seconds"][str(length)] = m["seconds_per_window"]
+        res["settings"]["clip_length_steps"] = cl_steps
+
+    # -- data pipeline and the cache -------------------------------------------------------------
+    if big_on_cpu:
+        for k in ("data_pipeline_ratio", "cached_speedup"):
+            skipped[k] = "needs the svd training step, skipped on CPU"
+            res[k] = None
+    else:
+        res.update(_data_and_cache(model, c, tcfg, dcfg, device, amp, quick, train_cps, log))
+
+    # -- streaming memory ------------------------------------------------------------------------
+    if config == "svd":
+        skipped["predict_memory_ratio_1024_vs_64"] = ("measured on the tiny config (streaming is the same code; "
+                                                      "1024 svd frames take too long for a benchmark)")
+        res["predict_memory_ratio_1024_vs_64"] = None
+    else:
+        log("streaming prediction memory, 64 vs 1024 frames (child processes) ...")
+        pm = measure_predict_memory(config, (64, 1024), steps=1, window=n)
+        res["predict_memory_ratio_1024_vs_64"] = pm["ratio"]
+        res["predict_memory"] = {"steps": 1, "window": n, "overlap": 4, "growth_mb_1024_vs_64": pm["growth_mb"],
+                                 "runs": pm["runs"]}
+
+    log("done")
+    res["section_seconds"] = sections
+    res["skipped"] = skipped
+    res["targets"] = _check_targets(res, config)
+    res["wall_seconds"] = round(time.perf_counter() - t_all, 1)
+    return res
+
+
+def _data_and_cache(model, c, tcfg, dcfg, device, amp, quick, train_cps, log) -> dict:
+    from egopressdiff.data.clips import ClipDataset
+    from egopressdiff.data.synth import generate_dataset
+    from egopressdiff.training.cache import cache_size_bytes, prepare_cache
+
+    out = {}
+    bs, workers = tcfg["batch_size"], dcfg["num_workers"]
+    n = c.clip_length
+    with tempfile.TemporaryDirectory(prefix="egopressdiff-bench-") as tmp:
+        frames = max(2 * n, 48) if quick else max(4 * n, 96)
+        seqs = 1 if quick else 2
+        log(f"generating synthetic data ({seqs} sequence(s) x {frames} frames) ...")
+        t0 = time.perf_counter()
+        generate_dataset(Path(tmp) / "data", participants=1, sequences=seqs, frames=frames, seed=0, progress=False)
+        gen_s = time.perf_counter() - t0
+        ds = ClipDataset(Path(tmp) / "data", clip_length=n, stride=max(1, n // (2 if quick else 4)), crop_size=c.crop_size,
+                         uv_conditioning=c.cond_space == "uv", uv_cond_size=c.uv_cond_size, skip_short=True)
+        if len(ds) < 2 * bs:
+            raise RuntimeError(f"synthetic benchmark data gave only {len(ds)} clips")
+        batches = 1 if quick else 4
+        log(f"ClipDataset throughput ({len(ds)} clips, {workers} workers) ...")
+        ld = measure_loader(ds, bs, workers, batches)
+        out["data_pipeline"] = {**ld, "dataset_clips": len(ds), "generate_seconds": round(gen_s, 2),
+                                "train_clips_per_second": train_cps}
+        out["data_pipeline_ratio"] = _r(ld["clips_per_second"] / train_cps, 3)
+
+        log("frozen-encoder cache: build, then whole training steps with and without it ...")
+        t0 = time.perf_counter()
+        cache = prepare_cache(model, ds, Path(tmp) / "cache", batch_size=bs, num_workers=workers, device=device,
+                              progress=False)
+        build_s = time.perf_counter() - t0
+        cl = measure_loader(cache, bs, workers, batches)
+        steps = 1 if quick else 3
+        s_plain = measure_steps_from_loader(model, ds, bs, workers, steps, device, amp)
+        s_cached = measure_steps_from_loader(model, cache, bs, workers, steps, device, amp)
+        out["cache"] = {"build_seconds": round(build_s, 2), "size_mb": round(cache_size_bytes(cache) / 2**20, 2),
+                        "clips": len(cache), "loader_clips_per_second": cl["clips_per_second"],
+                        "step_seconds_uncached": _r(s_plain), "step_seconds_cached": _r(s_cached)}
+        out["cached_data_pipeline_ratio"] = _r(cl["clips_per_second"] / train_cps, 3)
+        out["cached_speedup"] = _r(s_plain / s_cached, 3)
+        del cache
+    return out
+
+
+def _check_targets(res: dict, config: str) -> dict:
+    out = {}
+    for key, (op, bound) in TARGETS.items():
+        v = res.get(key)
+        met = None if v is None else (v <= bound if op == "<=" else v >= bound)
+        out[key] = {"target": f"{op} {bound}", "value": v, "met": met}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- table
+def _fmt(v, nd=3) -> str:
+    if v is None:
+        return "skipped"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(v)
+
+
+def format_table(res: dict) -> str:
+    m = res["machine"]
+    lines = [f"egopressdiff bench --config {res['config']} on {m['device']}: {m['cpu']}, "
+             f"{m['physical_cores']} cores, {m['torch_threads']} torch threads"
+             + (f", GPU {m['gpu']}" if m.get("gpu") else "")
+             + f"; torch {m['versions']['torch']}, diffusers {m['versions'].get('diffusers')}"
+             + (" (quick)" if res["settings"]["quick"] else ""), ""]
+    rows = []
+    t = res.get("train")
+    if t:
+        rows.append(("train step (B=%d x %d frames)" % (t["batch_size"], t["clip_length"]),
+                     f"{_fmt(t['seconds_per_step'])} s/step, {_fmt(t['clips_per_second'], 2)} clips/s, "
+                     f"peak {_fmt(t['peak_memory_mb'], 0)} MB"))
+    tc = res.get("train_cached")
+    if tc:
+        rows.append(("train step, cached encoder outputs", f"{_fmt(tc['seconds_per_step'])} s/step, "
+                     f"{_fmt(tc['clips_per_second'], 2)} clips/s, peak {_fmt(tc['peak_memory_mb'], 0)} MB"))
+    for k, s in res["sample"].items():
+        rows.append((f"sampling, {k} steps (1 window)", "skipped" if s is None else
+                     f"{_fmt(s['seconds_per_window'])} s/window, {_fmt(s['frames_per_second'], 2)} frames/s, "
+                     f"peak {_fmt(s['peak_memory_mb'], 0)} MB"))
+    rows.append(("conditioning overhead vs vanilla U-Net", _fmt(res.get("conditioning_overhead_ratio"))
+                 + f"  (per sampling step {_fmt(res.get('conditioning_overhead_ratio_per_sampling_step'))})"))
+    rows.append(("PoseNet / Vertex Encoder share", f"{_fmt(res.get('posenet_share'))} / "
+                                                   f"{_fmt(res.get('vertex_encoder_share'))}"))
+    dp = res.get("data_pipeline")
+    rows.append(("data pipeline / training consumption", _fmt(res.get("data_pipeline_ratio"))
+                 + (f"  ({_fmt(dp['clips_per_second'], 2)} clips/s, {dp['workers']} workers)" if dp else "")))
+    if res.get("cached_data_pipeline_ratio") is not None:
+        rows.append(("  same, from the encoder cache", _fmt(res["cached_data_pipeline_ratio"], 1)))
+    cl = res.get("clip_length_seconds")
+    rows.append(("sampling s/window at 8 / 16 / 32 frames", "skipped" if cl is None else
+                 " / ".join(_fmt(cl[k]) for k in ("8", "16", "32"))))
+    pm = res.get("predict_memory")
+    rows.append(("predict peak RSS, 1024 / 64 frames", _fmt(res.get("predict_memory_ratio_1024_vs_64"))
+                 + (f"  ({_fmt(pm['runs']['1024']['peak_rss_mb'], 0)} / {_fmt(pm['runs']['64']['peak_rss_mb'], 0)} MB)"
+                    if pm else "")))
+    ch = res.get("cache")
+    rows.append(("cached training step speed-up", _fmt(res.get("cached_speedup"))
+                 + (f"  ({_fmt(ch['step_seconds_uncached'])} -> {_fmt(ch['step_seconds_cached'])} s/step incl. data;"
+                    f" model only {_fmt(res.get('cached_speedup_model_only'))}x)" if ch else "")))
+    w = max(len(a) for a, _ in rows)
+    lines += [f"{a:<{w}}  {b}" for a, b in rows]
+    lines.append("")
+    for key, tg in res["targets"].items():
+        verdict = "n/a" if tg["met"] is None else ("met" if tg["met"] else "NOT met")
+        lines.append(f"target {key} {tg['target']}: {_fmt(tg['value'])} -> {verdict}")
+    for key, why in res["skipped"].items():
+        lines.append(f"skipped {key}: {why}")
+    return "\n".join(lines)

@@ -1,0 +1,71 @@
+"""`egopressdiff bench --config tiny --quick`: the JSON has every documented field, positive.
+
+Only presence and sign are checked, never the values (timings are benchmarks, not tests).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+pytest.importorskip("egopressdiff.models")
+
+
+def _positive(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
+@pytest.mark.slow
+def test_bench_quick_json_fields(tmp_path, capsys):
+    from egopressdiff.cli.main import main
+
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--config", "tiny", "--quick", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "conditioning overhead" in printed and "target cached_speedup" in printed
+    r = json.loads(out.read_text())
+    m = r["machine"]
+    assert m["cpu"] and _positive(m["physical_cores"]) and _positive(m["torch_threads"])
+    assert {"torch", "diffusers", "transformers", "egopressdiff"} <= set(m["versions"])
+    assert r["config"] == "tiny" and r["settings"]["quick"] is True
+    for k in ("seconds_per_step", "clips_per_second", "peak_memory_mb"):
+        assert _positive(r["train"][k]), k
+    assert set(r["sample"]) == {"4", "8", "25"}
+    for steps, s in r["sample"].items():
+        for k in ("seconds_per_window", "frames_per_second", "peak_memory_mb"):
+            assert _positive(s[k]), (steps, k)
+    for k in ("conditioning_overhead_ratio", "posenet_share", "vertex_encoder_share", "data_pipeline_ratio",
+              "predict_memory_ratio_1024_vs_64", "cached_speedup"):
+        assert _positive(r[k]), k
+    assert set(r["clip_length_seconds"]) == {"8", "16", "32"}
+    assert all(_positive(v) for v in r["clip_length_seconds"].values())
+    assert r["posenet_share"] < 1 and r["vertex_encoder_share"] < 1
+    assert set(r["targets"]) == {"conditioning_overhead_ratio", "data_pipeline_ratio",
+                                 "predict_memory_ratio_1024_vs_64", "cached_speedup"}
+    assert r["skipped"] == {}
+
+
+def test_bench_refuses_bad_device(capsys):
+    import torch
+
+    from egopressdiff.cli.main import main
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    assert main(["bench", "--config", "tiny", "--device", "cuda"]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_peak_memory_and_median_helpers():
+    import numpy as np
+
+    from egopressdiff.bench import PeakMemory, median_time
+
+    with PeakMemory("cpu") as mem:
+        a = np.ones(20_000_000)  # 160 MB touched
+        a.sum()
+    assert mem.peak_mb is not None and mem.peak_mb > 100
+    del a
+    assert median_time(lambda: None, 3) >= 0
