@@ -1,4 +1,4 @@
-"""Model benchmark: parameter counts (tiny, svd), CPU time of a tiny training step and of a
+"""Model benchmark (the full set of figures is `egopressdiff bench`, egopressdiff/bench.py): parameter counts (tiny, svd), CPU time of a tiny training step and of a
 16-frame tiny sampling pass, and the tiny codec's round-trip floor (kPa MAE).
 
     python benchmarks/bench_model.py [--frames 16] [--batch 2] [--steps 8] [--repeats 3] [--json OUT]
@@ -11,21 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 
 import numpy as np
 import torch
 
 
 def _median_time(fn, repeats: int) -> float:
-    fn()  # warm-up (allocator, oneDNN primitives)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    from egopressdiff.bench import median_time
+
+    return median_time(fn, repeats, warmup=1)  # warm-up: allocator, oneDNN primitives
 
 
 def codec_floor(uv_sizes=(56, 64, 112, 224), n_maps: int = 24) -> dict:

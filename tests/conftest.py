@@ -7,13 +7,11 @@
   with head jitter, depth in a shifted depth camera), with options for
   unannotated, missing and dropped frames.
 * ``fake_root``: a session dataset of 3 participants made with ``make_sequence``.
-* ``synth_root``: a small dataset from the synthetic generator (skipped while
-  ``egopressdiff.data.synth`` does not exist).
+* ``synth_root``: a small dataset from the synthetic generator.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -148,8 +146,6 @@ def fake_root(tmp_path_factory, fake_mano_dir) -> Path:
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory):
     """A small dataset from the synthetic generator (2 participants x 2 sequences x 20 frames)."""
-    if importlib.util.find_spec("egopressdiff.data.synth") is None:
-        pytest.skip("egopressdiff.data.synth is not available yet")
     from egopressdiff.data.synth import generate_dataset
 
     root = tmp_path_factory.mktemp("synth_data")

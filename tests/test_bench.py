@@ -17,8 +17,20 @@ def _positive(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
 
 
+@pytest.fixture()
+def one_thread(monkeypatch):
+    """One torch thread: on a shared 2-core machine two spinning OpenMP threads can slow the
+    quick bench down many times over when another process holds a core."""
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("EGOPRESSDIFF_NUM_THREADS", "1")
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.slow
-def test_bench_quick_json_fields(tmp_path, capsys):
+def test_bench_quick_json_fields(tmp_path, capsys, one_thread):
     from egopressdiff.cli.main import main
 
     out = tmp_path / "bench.json"
@@ -69,3 +81,27 @@ def test_peak_memory_and_median_helpers():
     assert mem.peak_mb is not None and mem.peak_mb > 100
     del a
     assert median_time(lambda: None, 3) >= 0
+
+
+def test_sampling_steps_tool_on_an_untrained_tiny_model(fake_root, tmp_path):
+    """benchmarks/sampling_steps.py: one row per (steps, samples) with the four metrics and the time."""
+    import importlib.util
+    from pathlib import Path
+
+    import torch
+
+    from egopressdiff.models import EgoPressDiff
+
+    spec = importlib.util.spec_from_file_location(
+        "sampling_steps", Path(__file__).resolve().parents[1] / "benchmarks" / "sampling_steps.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    torch.manual_seed(0)
+    EgoPressDiff.from_config("tiny", clip_length=8, crop_size=32).save_pretrained(tmp_path / "model")
+    rows = mod.sweep(tmp_path / "model", fake_root, split="test", steps=(2, 1), samples=(1,))
+    assert [(r["steps"], r["samples"]) for r in rows] == [(2, 1), (1, 1)]
+    for r in rows:
+        assert r["frames"] > 0 and _positive(r["seconds"])
+        for k in ("volumetric_iou", "contact_iou", "mae_kpa", "temporal_accuracy"):
+            assert r[k] is not None and r[k] >= 0
+    assert "vol IoU" in mod.format_rows(rows)

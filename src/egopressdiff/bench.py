@@ -274,7 +274,6 @@ def measure_conditioning(model, batch, device, repeats: int, amp: bool) -> dict:
                 _sync(device)
                 times[k].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
-    del vanilla
     return {"conditioning_overhead_ratio": _r(med["ours"] / med["vanilla"]),
             "conditioning_overhead_ratio_per_sampling_step": _r(med["ours_unet"] / med["vanilla"]),
             "posenet_share": _r(med["posenet"] / med["ours"]),
@@ -598,7 +597,7 @@ def format_table(res: dict) -> str:
     rows = []
     t = res.get("train")
     if t:
-        rows.append(("train step (B=%d x %d frames)" % (t["batch_size"], t["clip_length"]),
+        rows.append((f"train step (B={t['batch_size']} x {t['clip_length']} frames)",
                      f"{_fmt(t['seconds_per_step'])} s/step, {_fmt(t['clips_per_second'], 2)} clips/s, "
                      f"peak {_fmt(t['peak_memory_mb'], 0)} MB"))
     tc = res.get("train_cached")

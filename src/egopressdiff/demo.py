@@ -47,8 +47,11 @@ def run_demo(output, participants: int = 1, sequences: int = 4, frames: int = 40
     t0 = time.perf_counter()
     data = out / "data"
     log(f"[1/4] synthesising a fresh test set ({participants} participant(s) x {sequences} sequences x {frames} frames)")
-    if not (data / "configs").is_dir():
-        generate_dataset(data, participants=participants, sequences=sequences, frames=frames, seed=seed,
+    from egopressdiff.fsutil import atomic_dir
+
+    # built under a temporary name and renamed when complete: a re-run never reuses half a dataset
+    with atomic_dir(data, overwrite=True) as tmp:
+        generate_dataset(tmp, participants=participants, sequences=sequences, frames=frames, seed=seed,
                          progress=progress)
     timings["synth_s"] = time.perf_counter() - t0
 

@@ -38,9 +38,11 @@ def run(args) -> int:
         raise EgoPressDiffError("--steps must be >= 1")
     from egopressdiff.data.reader import EgoPressureReader
     from egopressdiff.inference import PredictOptions, predict_dataset, select_sequences
+    from egopressdiff.runtime import configure_cpu_threads
     from egopressdiff.shipped import resolve_checkpoint
     from egopressdiff.training.registry import load_model
 
+    configure_cpu_threads()  # physical cores unless EGOPRESSDIFF_NUM_THREADS / OMP_NUM_THREADS say otherwise
     path = resolve_checkpoint(args.checkpoint)
     model = load_model(path)
     device = _device(args.device)

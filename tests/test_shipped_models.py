@@ -1,0 +1,79 @@
+"""The shipped models load by name and predict on freshly generated data; the demo runs end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from egopressdiff.shipped import SHIPPED_MODEL_NAMES, model_card, resolve_checkpoint, shipped_models
+
+
+@pytest.fixture(scope="module")
+def fresh_sequence(tmp_path_factory):
+    from egopressdiff.data.synth import generate_dataset
+
+    root = tmp_path_factory.mktemp("fresh")
+    generate_dataset(root, participants=1, sequences=2, frames=24, seed=987, image_size=(96, 72), progress=False)
+    return root
+
+
+def test_every_shipped_model_is_installed_with_a_card():
+    ships = shipped_models()
+    assert set(SHIPPED_MODEL_NAMES) <= set(ships)
+    total = 0
+    for name in SHIPPED_MODEL_NAMES:
+        card = model_card(ships[name])
+        assert card["trained_on"] and card["training"], name
+        total += sum(f.stat().st_size for f in ships[name].iterdir())
+    assert total <= 60 * 2**20  # the issue's size budget for all shipped weights together
+
+
+@pytest.mark.parametrize("name", SHIPPED_MODEL_NAMES)
+def test_shipped_model_predicts_fresh_sequence(name, fresh_sequence):
+    from egopressdiff.data.clips import ClipDataset
+    from egopressdiff.inference import _to_batch
+    from egopressdiff.training.registry import load_model
+
+    model = load_model(resolve_checkpoint(name))
+    req = model.data_requirements()
+    ds = ClipDataset(fresh_sequence, clip_length=req["clip_length"], crop_size=req["crop_size"],
+                     uv_conditioning=req["uv_conditioning"], uv_cond_size=req["uv_cond_size"] or 64)
+    p, s, frames = ds.clip_frames(0)
+    batch = _to_batch(ds.load_frames(p, s, frames))
+    with torch.no_grad():
+        out = model.predict(batch, steps=2, seed=0)["pressure_kpa"]
+    assert out.shape == (1, len(frames), 224, 224)
+    out = out.numpy()
+    mask = batch["uv_mask"][0].numpy()
+    assert np.isfinite(out).all() and (out >= 0).all()
+    assert np.all(out[:, :, mask == 0] == 0)  # masked by the UV mask
+
+
+def test_models_command_lists_the_shipped_models(capsys):
+    from egopressdiff.cli.main import main
+
+    assert main(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    names = {r["name"]: r for r in rows}
+    for name in SHIPPED_MODEL_NAMES:
+        assert names[name]["installed"] is True
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path):
+    from egopressdiff.demo import run_demo
+
+    out = tmp_path / "demo"
+    res = run_demo(out, participants=1, sequences=2, frames=20, steps=2, render_sequences=1, progress=False,
+                   log=lambda *a: None)
+    html = (out / "index.html").read_text()
+    assert "EgoPressDiff" in html and "Per-frame classification" in html
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"EgoPressDiff (ours)", "Per-frame classification", "Per-frame regression"}
+    for m in metrics.values():
+        assert 0.0 <= m["volumetric_iou"] <= 1.0 and m["mae_kpa"] >= 0.0
+    assert res["timings"]["total_s"] > 0
+    assert any(out.joinpath("render").rglob("*.png"))
