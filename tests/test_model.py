@@ -241,3 +241,23 @@ def test_svd_config_instantiates_on_meta_and_reports_counts():
     assert counts["image_encoder"] > 600_000_000 and counts["codec"] > 90_000_000
     assert counts["trainable"] == counts["unet"] + counts["posenet"] + counts["vertex_encoder"]
     assert model.latent_size == (28, 28) and model.latent_channels == 4
+
+
+def test_output_floor_zeroes_low_residue_only():
+    """``output_floor_kpa`` sets values below the floor to 0 and leaves the rest unchanged."""
+    import torch
+
+    from egopressdiff.models import EgoPressDiff
+    from egopressdiff.models.testing import make_dummy_batch
+
+    torch.manual_seed(0)
+    model = EgoPressDiff.from_config("tiny", clip_length=2)
+    batch = make_dummy_batch(1, 2, crop_size=model.config.crop_size)
+    raw = model.predict(batch, steps=2, seed=3)["pressure_kpa"]
+    floor = float(raw[raw > 0].median())  # a floor inside the untrained model's output range
+    model.config.output_floor_kpa = floor
+    floored = model.predict(batch, steps=2, seed=3)["pressure_kpa"]
+    keep = raw >= floor
+    assert torch.equal(floored[keep], raw[keep])
+    assert torch.all(floored[~keep] == 0)
+    assert (raw[~keep] > 0).any()  # the floor removed something real

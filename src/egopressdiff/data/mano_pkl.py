@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from egopressdiff.errors import DataError, MissingAssetError
+from egopressdiff.errors import DataError
 
 REQUIRED_KEYS = ("v_template", "f", "weights", "J_regressor", "shapedirs", "posedirs", "kintree_table")
 MAX_PKL_BYTES = 512 * 1024 * 1024  # a MANO file is ~4 MB; refuse absurd inputs before reading them
@@ -222,14 +222,9 @@ def load_mano_pkl(path) -> dict[str, np.ndarray]:
 
 def mano_pkl_path(side: str) -> Path:
     """``MANO_RIGHT.pkl`` / ``MANO_LEFT.pkl`` in the user's MANO folder (MissingAssetError if absent)."""
-    from egopressdiff.data.mano_uv import _HELP, mano_dir
+    from egopressdiff.data.mano_uv import mano_file
 
-    if side not in ("left", "right"):
-        raise ValueError(f"hand side must be 'left' or 'right', got {side!r}")
-    path = mano_dir() / f"MANO_{side.upper()}.pkl"
-    if not path.is_file():
-        raise MissingAssetError(f"{path} not found. {_HELP}")
-    return path
+    return mano_file(side, "MANO_{SIDE}.pkl")
 
 
 def load_mano_model(side: str) -> dict[str, np.ndarray]:

@@ -40,14 +40,20 @@ def mano_dir() -> Path:
     raise MissingAssetError(f"no MANO folder configured (EGOPRESSDIFF_MANO_DIR is not set). {_HELP}")
 
 
-def uv_obj_path(side: str) -> Path:
-    """Path of ``MANO_UV_<side>.obj`` in the MANO folder (MissingAssetError if absent)."""
+def mano_file(side: str, pattern: str) -> Path:
+    """``pattern`` formatted with the side (e.g. ``MANO_UV_{side}.obj``) in the MANO folder
+    (MissingAssetError saying what to download if absent)."""
     if side not in ("left", "right"):
         raise ValueError(f"hand side must be 'left' or 'right', got {side!r}")
-    path = mano_dir() / f"MANO_UV_{side}.obj"
+    path = mano_dir() / pattern.format(side=side, SIDE=side.upper())
     if not path.is_file():
         raise MissingAssetError(f"{path} not found. {_HELP}")
     return path
+
+
+def uv_obj_path(side: str) -> Path:
+    """Path of ``MANO_UV_<side>.obj`` in the MANO folder (MissingAssetError if absent)."""
+    return mano_file(side, "MANO_UV_{side}.obj")
 
 
 def parse_uv_obj(path, num_vertices: int | None = layout.NUM_VERTICES, name: str | None = None) -> UVAtlas:

@@ -389,7 +389,10 @@ class EgoPressDiff(nn.Module):
             z = sample(lambda x_, s_: self.denoise(x_, s_, prep), x, sigmas, heun=heun)
             maps.append(self.decode_to_kpa(z, uv_mask))
         stack = torch.stack(maps)
-        out = {"pressure_kpa": stack.mean(0).float()}
+        mean = stack.mean(0).float()
+        if self.config.output_floor_kpa > 0:
+            mean = torch.where(mean < self.config.output_floor_kpa, torch.zeros_like(mean), mean)
+        out = {"pressure_kpa": mean}
         if num_samples > 1:
             out["pressure_std_kpa"] = stack.std(0, correction=0).float()
         return out

@@ -1,0 +1,54 @@
+"""Choose EgoPressDiff's `output_floor_kpa` on the VALIDATION participants.
+
+    egopressdiff predict --checkpoint RUN --data DATA --output PRED_VAL --split val   (floor 0)
+    python benchmarks/choose_floor.py PRED_VAL DATA [--floors 0 0.5 1 1.5 2 3 4]
+
+Applies each floor to the saved (unfloored) predictions and prints the metrics; the floor with
+the best Volumetric IoU is the one to put in the shipped model's config. The test split is never
+used here.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("pred")
+    ap.add_argument("data")
+    ap.add_argument("--floors", type=float, nargs="+", default=[0, 0.5, 1, 1.5, 2, 3, 4])
+    args = ap.parse_args(argv)
+    from egopressdiff.data.reader import EgoPressureReader
+    from egopressdiff.evaluation.metrics import evaluate_predictions
+    from egopressdiff.evaluation.predictions import check_prediction_complete, prediction_path, read_prediction
+    from egopressdiff.evaluation.run import sequences_to_evaluate
+
+    reader = EgoPressureReader(args.data)
+    pairs = sequences_to_evaluate(args.pred, reader)
+    cache = []
+    for p, s in pairs:
+        pred = read_prediction(prediction_path(args.pred, p, s))
+        frames = reader.annotated_frames(p, s)
+        rows = check_prediction_complete(pred, frames)
+        gt = np.stack([reader.load_pressure(p, s, int(f)) for f in frames])
+        cache.append((p, s, reader.atlas(p, s).mask(224), np.asarray(pred.pressure_kpa[rows]), gt))
+    print("floor_kpa  contact_iou  volumetric_iou  mae_kpa  temporal_acc  false_contact")
+    best = None
+    for fl in args.floors:
+        items = [{"participant": p, "sequence": s, "mask": m, "pred": np.where(x < fl, 0, x), "gt": g}
+                 for p, s, m, x, g in cache]
+        r = evaluate_predictions(items)
+        fc = r["false_contact_rate"]
+        print(f"{fl:9.2f}  {r['contact_iou']:11.4f}  {r['volumetric_iou']:14.4f}  {r['mae_kpa']:7.4f}  "
+              f"{r['temporal_accuracy']:12.4f}  {'-' if fc is None else f'{fc:.4f}'}")
+        if best is None or r["volumetric_iou"] > best[1]:
+            best = (fl, r["volumetric_iou"])
+    print(f"best floor by Volumetric IoU on this split: {best[0]} kPa")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
