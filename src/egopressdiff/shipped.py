@@ -55,7 +55,9 @@ def resolve_checkpoint(spec: str | Path) -> Path:
         return p
     if (p / "model" / "config.json").is_file():  # a training run folder: its final/latest model
         return p / "model"
-    ckpts = sorted(q for q in (p / "checkpoints").glob("step-*") if (q / "model" / "config.json").is_file())
-    if ckpts:
-        return ckpts[-1] / "model"
+    from egopressdiff.training.checkpoint import latest_checkpoint
+
+    newest = latest_checkpoint(p / "checkpoints")  # numeric order, complete checkpoints only
+    if newest is not None and (newest / "model" / "config.json").is_file():
+        return newest / "model"
     raise CheckpointError(f"checkpoint folder {p} holds no config.json (nor model/config.json of a training run)")
