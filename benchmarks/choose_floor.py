@@ -23,7 +23,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     from egopressdiff.data.reader import EgoPressureReader
     from egopressdiff.evaluation.metrics import evaluate_predictions
-    from egopressdiff.evaluation.predictions import check_prediction_complete, prediction_path, read_prediction
+    from egopressdiff.evaluation.predictions import (
+        check_prediction_complete,
+        prediction_path,
+        read_prediction,
+    )
     from egopressdiff.evaluation.run import sequences_to_evaluate
 
     reader = EgoPressureReader(args.data)
