@@ -29,12 +29,22 @@ def check_safe_name(name: str, what: str = "name") -> str:
 
 
 def _fsync_dir(path: Path) -> None:
+    """fsync a file or directory by path (best effort: some filesystems refuse directories)."""
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def fsync_tree(path: str | os.PathLike) -> None:
+    """fsync every file, then every directory, under ``path`` (before a rename publishes it)."""
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            _fsync_dir(Path(dirpath) / f)
+    for dirpath, _dirs, _files in os.walk(path):
+        _fsync_dir(Path(dirpath))
 
 
 @contextlib.contextmanager

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from egopressdiff.errors import CheckpointError
+from egopressdiff.fsutil import fsync_tree
 
 FORMAT_VERSION = 1
 COMPLETE = "complete"
@@ -212,25 +213,7 @@ def restore_rng(state: dict) -> None:
 
 # ----------------------------------------------------------------------------- save / load
 def _fsync_tree(path: Path) -> None:
-    for dirpath, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                fd = os.open(os.path.join(dirpath, f), os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            except OSError:
-                pass
-    for dirpath, _dirs, _files in os.walk(path):
-        try:
-            fd = os.open(dirpath, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except OSError:
-            pass
+    fsync_tree(path)
 
 
 def _test_pause(step: int) -> None:
