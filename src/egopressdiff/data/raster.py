@@ -19,21 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from egopressdiff.data.calibration import ColorIntrinsics
 
-@dataclass(frozen=True)
-class PinholeCamera:
-    """Pinhole intrinsics (pixels) and image size."""
 
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    width: int
-    height: int
-
-    def as_dict(self) -> dict:
-        return {"fx": float(self.fx), "fy": float(self.fy), "cx": float(self.cx), "cy": float(self.cy),
-                "width": int(self.width), "height": int(self.height)}
+class PinholeCamera(ColorIntrinsics):
+    """Pinhole intrinsics (pixels) and image size: the reader's :class:`ColorIntrinsics`, plus
+    what the renderer needs (construction from a field of view, per-pixel rays)."""
 
     @staticmethod
     def from_fov(width: int, height: int, hfov_deg: float) -> PinholeCamera:
