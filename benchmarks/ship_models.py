@@ -25,6 +25,7 @@ SHIPS = {
     "synthetic-baseline-reg": ("baseline-reg-uv", "per-frame regression baseline, UV-aligned inputs"),
 }
 DATA_CMD = "egopressdiff synth DATA --participants 8 --sequences 8 --frames 64 --seed 1"
+DATA_CAVEAT = ('The benchmark data these models were trained and evaluated on was generated during development by an intermediate, uncommitted state of the synthetic generator (same command, seed 1); the committed generator gives slightly different data for that seed (e.g. p_001_press_palm_high_x5_right peak force 32.6 N vs 34.1 N). Regenerating with the committed generator gives close, not identical, data and numbers.')
 
 
 def main(work: str, floor_kpa: float = 0.0) -> int:
@@ -41,6 +42,7 @@ def main(work: str, floor_kpa: float = 0.0) -> int:
             "description": description,
             "trained_on": f"this project's synthetic benchmark: `{DATA_CMD}`, training participants "
                           "p_001-p_005 (validation p_006, test p_007-p_008)",
+            "data_caveat": DATA_CAVEAT,
             "training": {"config": f"configs/benchmark/{run}.yaml", "steps": summary["steps"],
                          "wall_time_s": summary["wall_time_s"], "ema": summary.get("ema"),
                          "lr": cfg["train"]["lr"], "batch_size": cfg["train"]["batch_size"],
