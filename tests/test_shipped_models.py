@@ -77,3 +77,26 @@ def test_demo_end_to_end(tmp_path):
         assert 0.0 <= m["volumetric_iou"] <= 1.0 and m["mae_kpa"] >= 0.0
     assert res["timings"]["total_s"] > 0
     assert any(out.joinpath("render").rglob("*.png"))
+
+
+def test_predict_floor_option(tmp_path, fresh_sequence):
+    """--floor overrides EgoPressDiff's output floor (recorded in predict_info.json); baselines refuse it."""
+    from egopressdiff.cli.main import main
+    from egopressdiff.data.reader import EgoPressureReader
+    from egopressdiff.evaluation.predictions import prediction_path, read_prediction
+
+    p = EgoPressureReader(fresh_sequence).participants()[0]
+    common = ["--data", str(fresh_sequence), "--participants", p, "--steps", "2", "--no-progress"]
+    outs = {}
+    for floor in ("0", "1e6"):
+        out = tmp_path / f"floor{floor}"
+        assert main(["predict", "--checkpoint", "synthetic-egopressdiff", "--output", str(out),
+                     "--floor", floor] + common) == 0
+        assert json.loads((out / "predict_info.json").read_text())["output_floor_kpa"] == float(floor)
+        seq = json.loads((out / "predict_info.json").read_text())["sequences"][0].split("/")[1]
+        outs[floor] = np.asarray(read_prediction(prediction_path(out, p, seq)).pressure_kpa)
+    assert outs["0"].max() > 0 and np.all(outs["1e6"] == 0)  # a floor above every value zeroes the map
+    assert main(["predict", "--checkpoint", "synthetic-baseline-cls", "--output", str(tmp_path / "b"),
+                 "--floor", "1"] + common) == 2
+    assert main(["predict", "--checkpoint", "synthetic-egopressdiff", "--output", str(tmp_path / "c"),
+                 "--floor", "-1"] + common) == 2

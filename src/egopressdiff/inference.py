@@ -141,6 +141,8 @@ def predict_dataset(model, data_root, output, pairs=None, split="test", options:
     report.seconds = time.perf_counter() - t0
     info = {"data_root": str(data_root), "sequences": report.written + report.skipped,
             "steps": options.steps, "samples": options.samples, "window": window, "overlap": overlap,
-            "seed": options.seed, "seconds": round(report.seconds, 3), "frames_predicted": report.frames}
+            "seed": options.seed,
+            "output_floor_kpa": getattr(getattr(model, "config", None), "output_floor_kpa", None),
+            "seconds": round(report.seconds, 3), "frames_predicted": report.frames}
     atomic_write_text(Path(out) / "predict_info.json", json.dumps(info, indent=2))
     return report

@@ -20,6 +20,9 @@ def add_arguments(p):
     p.add_argument("--sequences", nargs="+", help="only these sequence names")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
     p.add_argument("--samples", type=int, default=1, help="samples averaged per frame (default 1)")
+    p.add_argument("--floor", type=float, default=None, metavar="KPA",
+                   help="EgoPressDiff only: zero predicted pressure below KPA (default: the model's "
+                        "output_floor_kpa; 0 keeps the raw samples)")
     p.add_argument("--window", type=int, default=None, help="frames per window (default: model clip length)")
     p.add_argument("--overlap", type=int, default=None,
                    help="frames shared by neighbouring windows (default: min(4, window // 4))")
@@ -36,6 +39,8 @@ def run(args) -> int:
         raise EgoPressDiffError("--samples must be >= 1")
     if args.steps is not None and args.steps < 1:
         raise EgoPressDiffError("--steps must be >= 1")
+    if args.floor is not None and not args.floor >= 0:
+        raise EgoPressDiffError("--floor must be >= 0 kPa")
     from egopressdiff.data.reader import EgoPressureReader
     from egopressdiff.inference import PredictOptions, predict_dataset, select_sequences
     from egopressdiff.runtime import configure_cpu_threads
@@ -45,6 +50,10 @@ def run(args) -> int:
     configure_cpu_threads()  # physical cores unless EGOPRESSDIFF_NUM_THREADS / OMP_NUM_THREADS say otherwise
     path = resolve_checkpoint(args.checkpoint)
     model = load_model(path)
+    if args.floor is not None:
+        if not hasattr(getattr(model, "config", None), "output_floor_kpa"):
+            raise EgoPressDiffError(f"--floor applies to EgoPressDiff models only; {args.checkpoint} is not one")
+        model.config.output_floor_kpa = float(args.floor)
     device = _device(args.device)
     model.to(device)
     reader = EgoPressureReader(args.data)
