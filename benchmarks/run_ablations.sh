@@ -5,13 +5,13 @@
 #   bash benchmarks/run_ablations.sh WORKDIR [NAME ...]
 # WORKDIR holds the benchmark data (WORKDIR/data; made as in reproduce_results.sh when absent).
 # NAMEs (default: all): full no-depth no-vertices no-dc no-posenet no-uv-mask-weight.
-# BUDGET (default 600 optimizer steps), STEPS (8), FLOOR (kPa, the shipped model's floor) from the env.
+# BUDGET (default 1000 optimizer steps), STEPS (8), FLOOR (kPa, the shipped model's floor) from the env.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:?usage: run_ablations.sh WORKDIR [NAME ...]}
 shift
 EPD=${EPD:-.venv/bin/egopressdiff}
-BUDGET=${BUDGET:-600}
+BUDGET=${BUDGET:-1000}
 STEPS=${STEPS:-8}
 FLOOR=${FLOOR:-$(.venv/bin/python -c "import json,sys; from egopressdiff.shipped import resolve_checkpoint as r; print(json.load(open(r('synthetic-egopressdiff')/'config.json'))['output_floor_kpa'])")}
 names=("$@")

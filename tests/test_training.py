@@ -173,3 +173,24 @@ def test_resume_refuses_a_checkpoint_of_another_model_type(tmp_path):
     train(toy_config(), None, run, max_steps=2, progress=False)
     with pytest.raises(CheckpointError, match="model_type perframe_baseline"):
         train(load_run_config("baseline-reg-tiny"), tmp_path, run, resume=True, progress=False)
+
+
+def test_ema_decay_warms_up_and_its_count_is_checkpointed():
+    from egopressdiff.training.loop import EMA
+
+    p = torch.nn.Parameter(torch.zeros(3))
+    ema = EMA([p], 0.999)
+    with torch.no_grad():
+        p.fill_(1.0)
+    ema.update()  # first update: decay min(0.999, 1/10) -> the average moves 90 % of the way
+    assert torch.allclose(ema.shadow[0], torch.full((3,), 0.9))
+    for _ in range(20000):
+        ema.update()
+    assert ema.current_decay() == 0.999
+    state = ema.state_dict()
+    other = EMA([p], 0.999)
+    other.load_state_dict(state)
+    assert other.updates == state["updates"] == 20001
+    old = {k: v for k, v in state.items() if k != "updates"}  # a checkpoint from before the warm-up
+    other.load_state_dict(old)
+    assert other.current_decay() == 0.999
