@@ -11,6 +11,7 @@ used here.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 
@@ -20,6 +21,7 @@ def main(argv=None) -> int:
     ap.add_argument("pred")
     ap.add_argument("data")
     ap.add_argument("--floors", type=float, nargs="+", default=[0, 0.5, 1, 1.5, 2, 3, 4])
+    ap.add_argument("--best-to", metavar="FILE", help="also write the chosen floor (a number) to FILE")
     args = ap.parse_args(argv)
     from egopressdiff.data.reader import EgoPressureReader
     from egopressdiff.evaluation.metrics import evaluate_predictions
@@ -51,6 +53,8 @@ def main(argv=None) -> int:
         if best is None or r["volumetric_iou"] > best[1]:
             best = (fl, r["volumetric_iou"])
     print(f"best floor by Volumetric IoU on this split: {best[0]} kPa")
+    if args.best_to:
+        Path(args.best_to).write_text(f"{best[0]}\n")
     return 0
 
 

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Reproduce the README's results table on the synthetic benchmark (CPU; see README "Results").
 #   bash benchmarks/reproduce_results.sh [WORKDIR]        (default ./bench-work)
-# Steps: synth the benchmark -> train the three shipped models -> predict the test participants ->
-# evaluate -> print the table. Set STEPS / SAMPLES to change EgoPressDiff's sampling.
+# Steps: synth the benchmark -> train the three shipped models -> choose EgoPressDiff's output
+# floor on the VALIDATION participant -> predict the test participants -> evaluate -> table.
+# Env: STEPS (EgoPressDiff sampling steps, default 8), FLOOR (skip the validation choice).
+# Ship the result with: python benchmarks/ship_models.py WORKDIR "$(cat WORKDIR/floor.txt)"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-bench-work}
 EPD=${EPD:-.venv/bin/egopressdiff}
+PY=${PY:-.venv/bin/python}
 STEPS=${STEPS:-8}
-SAMPLES=${SAMPLES:-4}
 mkdir -p "$W/runs" "$W/pred" "$W/metrics"
 [ -d "$W/data" ] || $EPD synth "$W/data" --participants 8 --sequences 8 --frames 64 --seed 1 --workers 2
 for name in egopressdiff-uv baseline-cls-uv baseline-reg-uv; do
@@ -16,9 +18,22 @@ for name in egopressdiff-uv baseline-cls-uv baseline-reg-uv; do
     if [ -d "$W/runs/$name/checkpoints" ]; then resume=--resume; else resume=; fi
     OMP_NUM_THREADS=1 $EPD train --config "configs/benchmark/$name.yaml" --data "$W/data" --output "$W/runs/$name" $resume
   fi
-  extra=()
-  [ "$name" = egopressdiff-uv ] && extra=(--steps "$STEPS" --samples "$SAMPLES")
-  $EPD predict --checkpoint "$W/runs/$name" --data "$W/data" --output "$W/pred/$name" --split test "${extra[@]}"
-  $EPD evaluate --pred "$W/pred/$name" --data "$W/data" --json "$W/metrics/$name.json"
 done
-.venv/bin/python benchmarks/results_table.py "$W"/metrics/*.json
+# EgoPressDiff's output floor: the best validation Volumetric IoU over a few floors (never the test set)
+if [ -z "${FLOOR:-}" ]; then
+  $EPD predict --checkpoint "$W/runs/egopressdiff-uv" --data "$W/data" --output "$W/pred/egopressdiff-uv-val" \
+    --split val --steps "$STEPS" --floor 0
+  $PY benchmarks/choose_floor.py "$W/pred/egopressdiff-uv-val" "$W/data" --best-to "$W/floor.txt"
+  FLOOR=$(cat "$W/floor.txt")
+fi
+run_one() {  # name checkpoint [predict options]
+  local name=$1 ckpt=$2; shift 2
+  $EPD predict --checkpoint "$ckpt" --data "$W/data" --output "$W/pred/$name" --split test "$@"
+  $EPD evaluate --pred "$W/pred/$name" --data "$W/data" --json "$W/metrics/$name.json"
+}
+run_one egopressdiff-uv "$W/runs/egopressdiff-uv" --steps "$STEPS" --floor "$FLOOR"
+run_one egopressdiff-uv-nofloor "$W/runs/egopressdiff-uv" --steps "$STEPS" --floor 0
+run_one egopressdiff-uv-4samples "$W/runs/egopressdiff-uv" --steps "$STEPS" --floor "$FLOOR" --samples 4
+run_one baseline-cls-uv "$W/runs/baseline-cls-uv"
+run_one baseline-reg-uv "$W/runs/baseline-reg-uv"
+$PY benchmarks/results_table.py "$W"/metrics/*.json

@@ -5,13 +5,14 @@
 #   bash benchmarks/run_ablations.sh WORKDIR [NAME ...]
 # WORKDIR holds the benchmark data (WORKDIR/data; made as in reproduce_results.sh when absent).
 # NAMEs (default: all): full no-depth no-vertices no-dc no-posenet no-uv-mask-weight.
-# BUDGET (default 1000 optimizer steps), STEPS (8), FLOOR (kPa, the shipped model's floor) from the env.
+# BUDGET (default 600 optimizer steps), STEPS (8), FLOOR (kPa, the shipped model's floor) from the env;
+# TRAIN_ONLY=1 trains and stops (run again without it to predict and evaluate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:?usage: run_ablations.sh WORKDIR [NAME ...]}
 shift
 EPD=${EPD:-.venv/bin/egopressdiff}
-BUDGET=${BUDGET:-1000}
+BUDGET=${BUDGET:-600}
 STEPS=${STEPS:-8}
 FLOOR=${FLOOR:-$(.venv/bin/python -c "import json,sys; from egopressdiff.shipped import resolve_checkpoint as r; print(json.load(open(r('synthetic-egopressdiff')/'config.json'))['output_floor_kpa'])")}
 names=("$@")
@@ -35,8 +36,9 @@ for name in "${names[@]}"; do
       --set train.max_steps="$BUDGET" --set train.warmup_steps=50 --set train.checkpoint_every=200 \
       --set train.val_every=0 "${flag[@]}" --no-progress $resume
   fi
+  [ "${TRAIN_ONLY:-0}" = 1 ] && continue
   OMP_NUM_THREADS=1 $EPD predict --checkpoint "$run" --data "$W/data" --output "$W/ablations/pred/$name" \
     --split test --steps "$STEPS" --floor "$FLOOR" --no-progress
   $EPD evaluate --pred "$W/ablations/pred/$name" --data "$W/data" --json "$W/ablations/metrics/$name.json"
 done
-.venv/bin/python benchmarks/results_table.py "$W"/ablations/metrics/*.json
+[ "${TRAIN_ONLY:-0}" = 1 ] || .venv/bin/python benchmarks/results_table.py "$W"/ablations/metrics/*.json

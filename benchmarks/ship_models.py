@@ -3,7 +3,7 @@
     python benchmarks/ship_models.py WORKDIR [FLOOR_KPA]   (WORKDIR as in reproduce_results.sh)
 
 FLOOR_KPA: EgoPressDiff's output_floor_kpa, chosen on the validation split with
-benchmarks/choose_floor.py (default 0 = off).
+benchmarks/choose_floor.py (reproduce_results.sh writes it to WORKDIR/floor.txt; default 0 = off).
 
 Each shipped model is the run's final `model/` folder (config.json + safetensors; EMA weights)
 plus `model_card.json`: what it was trained on, how, and its test metrics.
@@ -25,7 +25,6 @@ SHIPS = {
     "synthetic-baseline-reg": ("baseline-reg-uv", "per-frame regression baseline, UV-aligned inputs"),
 }
 DATA_CMD = "egopressdiff synth DATA --participants 8 --sequences 8 --frames 64 --seed 1"
-DATA_CAVEAT = ('The benchmark data these models were trained and evaluated on was generated during development by an intermediate, uncommitted state of the synthetic generator (same command, seed 1); the committed generator gives slightly different data for that seed (e.g. p_001_press_palm_high_x5_right peak force 32.6 N vs 34.1 N). Regenerating with the committed generator gives close, not identical, data and numbers.')
 
 
 def main(work: str, floor_kpa: float = 0.0) -> int:
@@ -42,7 +41,6 @@ def main(work: str, floor_kpa: float = 0.0) -> int:
             "description": description,
             "trained_on": f"this project's synthetic benchmark: `{DATA_CMD}`, training participants "
                           "p_001-p_005 (validation p_006, test p_007-p_008)",
-            "data_caveat": DATA_CAVEAT,
             "training": {"config": f"configs/benchmark/{run}.yaml", "steps": summary["steps"],
                          "wall_time_s": summary["wall_time_s"], "ema": summary.get("ema"),
                          "lr": cfg["train"]["lr"], "batch_size": cfg["train"]["batch_size"],
