@@ -3,7 +3,8 @@
 #   bash benchmarks/reproduce_results.sh [WORKDIR]        (default ./bench-work)
 # Steps: synth the benchmark -> train the three shipped models -> choose EgoPressDiff's output
 # floor on the VALIDATION participant -> predict the test participants -> evaluate -> table.
-# Env: STEPS (EgoPressDiff sampling steps, default 8), FLOOR (skip the validation choice).
+# Env: STEPS (EgoPressDiff sampling steps, default 8), FLOOR (skip the validation choice),
+# SAMPLES (the extra row with the mean of SAMPLES samples, default 4; 1 skips it).
 # Ship the result with: python benchmarks/ship_models.py WORKDIR "$(cat WORKDIR/floor.txt)"
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,7 @@ W=${1:-bench-work}
 EPD=${EPD:-.venv/bin/egopressdiff}
 PY=${PY:-.venv/bin/python}
 STEPS=${STEPS:-8}
+SAMPLES=${SAMPLES:-4}
 mkdir -p "$W/runs" "$W/pred" "$W/metrics"
 [ -d "$W/data" ] || $EPD synth "$W/data" --participants 8 --sequences 8 --frames 64 --seed 1 --workers 2
 for name in egopressdiff-uv baseline-cls-uv baseline-reg-uv; do
@@ -33,7 +35,8 @@ run_one() {  # name checkpoint [predict options]
 }
 run_one egopressdiff-uv "$W/runs/egopressdiff-uv" --steps "$STEPS" --floor "$FLOOR"
 run_one egopressdiff-uv-nofloor "$W/runs/egopressdiff-uv" --steps "$STEPS" --floor 0
-run_one egopressdiff-uv-4samples "$W/runs/egopressdiff-uv" --steps "$STEPS" --floor "$FLOOR" --samples 4
+[ "$SAMPLES" -gt 1 ] && run_one "egopressdiff-uv-${SAMPLES}samples" "$W/runs/egopressdiff-uv" --steps "$STEPS" \
+  --floor "$FLOOR" --samples "$SAMPLES"
 run_one baseline-cls-uv "$W/runs/baseline-cls-uv"
 run_one baseline-reg-uv "$W/runs/baseline-reg-uv"
 $PY benchmarks/results_table.py "$W"/metrics/*.json
