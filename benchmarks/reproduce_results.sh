@@ -3,16 +3,16 @@
 #   bash benchmarks/reproduce_results.sh [WORKDIR]        (default ./bench-work)
 # Steps: synth the benchmark -> train the three shipped models -> choose EgoPressDiff's output
 # floor on the VALIDATION participant -> predict the test participants -> evaluate -> table.
-# Env: STEPS (EgoPressDiff sampling steps, default 8), FLOOR (skip the validation choice),
-# SAMPLES (the extra row with the mean of SAMPLES samples, default 4; 1 skips it).
-# Ship the result with: python benchmarks/ship_models.py WORKDIR "$(cat WORKDIR/floor.txt)"
+# Env: STEPS (EgoPressDiff sampling steps, default 4: the shipped default, chosen on validation), FLOOR (skip the validation choice),
+# SAMPLES (the extra row with the mean of SAMPLES samples, default 8; 1 skips it).
+# Ship the result with: python benchmarks/ship_models.py WORKDIR "$(cat WORKDIR/floor.txt)" 4
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-bench-work}
 EPD=${EPD:-.venv/bin/egopressdiff}
 PY=${PY:-.venv/bin/python}
-STEPS=${STEPS:-8}
-SAMPLES=${SAMPLES:-4}
+STEPS=${STEPS:-4}
+SAMPLES=${SAMPLES:-8}
 mkdir -p "$W/runs" "$W/pred" "$W/metrics"
 [ -d "$W/data" ] || $EPD synth "$W/data" --participants 8 --sequences 8 --frames 64 --seed 1 --workers 2
 for name in egopressdiff-uv baseline-cls-uv baseline-reg-uv; do

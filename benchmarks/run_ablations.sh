@@ -5,7 +5,7 @@
 #   bash benchmarks/run_ablations.sh WORKDIR [NAME ...]
 # WORKDIR is reproduce_results.sh's: WORKDIR/data, and WORKDIR/runs/egopressdiff-uv is the "full" model.
 # NAMEs (default: all): full no-depth no-vertices no-dc no-posenet no-uv-mask-weight.
-# Env: STEPS (sampling steps, 8), FLOOR (kPa; default the shipped model's, chosen on validation),
+# Env: STEPS (sampling steps, 4 as the shipped model), FLOOR (kPa; default the shipped model's, chosen on validation),
 # BUDGET (optimizer steps; set it only for quick looks -- at 600 steps every variant still predicts
 # noise (validation Volumetric IoU 0.03), so short-budget ablations say nothing), TRAIN_ONLY=1.
 set -euo pipefail
@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 W=${1:?usage: run_ablations.sh WORKDIR [NAME ...]}
 shift
 EPD=${EPD:-.venv/bin/egopressdiff}
-STEPS=${STEPS:-8}
+STEPS=${STEPS:-4}
 FLOOR=${FLOOR:-$(.venv/bin/python -c "import json; from egopressdiff.shipped import resolve_checkpoint as r; print(json.load(open(r('synthetic-egopressdiff')/'config.json'))['output_floor_kpa'])")}
 budget=()
 [ -n "${BUDGET:-}" ] && budget=(--set train.max_steps="$BUDGET")

@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-KEYS = ("volumetric_iou", "contact_iou", "mae_kpa", "temporal_accuracy")
+KEYS = ("volumetric_iou", "contact_iou", "mae_kpa", "temporal_accuracy", "false_contact_rate")
 
 
 def sweep(checkpoint, data, split: str = "test", steps=(25, 12, 8, 4), samples=(1,), output=None,
@@ -54,7 +54,7 @@ def sweep(checkpoint, data, split: str = "test", steps=(25, 12, 8, 4), samples=(
 
 def format_rows(rows: list[dict]) -> str:
     head = f"{'steps':>5} {'samples':>7} {'vol IoU':>8} {'contact IoU':>11} {'MAE kPa':>8} {'temp acc':>8} " \
-           f"{'seconds':>8} {'frames/s':>8}"
+           f"{'false ct':>8} {'seconds':>8} {'frames/s':>8}"
     out = [head]
 
     def f(v, nd=3):
@@ -62,7 +62,7 @@ def format_rows(rows: list[dict]) -> str:
 
     for r in rows:
         out.append(f"{r['steps']:>5} {r['samples']:>7} {f(r['volumetric_iou']):>8} {f(r['contact_iou']):>11} "
-                   f"{f(r['mae_kpa'], 4):>8} {f(r['temporal_accuracy']):>8} {r['seconds']:>8.2f} "
+                   f"{f(r['mae_kpa'], 4):>8} {f(r['temporal_accuracy']):>8} {f(r['false_contact_rate']):>8} {r['seconds']:>8.2f} "
                    f"{f(r['frames_per_second'], 1):>8}")
     return "\n".join(out)
 

@@ -1,9 +1,10 @@
 """Copy trained benchmark runs into the package as the shipped models, with a model card.
 
-    python benchmarks/ship_models.py WORKDIR [FLOOR_KPA]   (WORKDIR as in reproduce_results.sh)
+    python benchmarks/ship_models.py WORKDIR [FLOOR_KPA [STEPS]]   (WORKDIR as in reproduce_results.sh)
 
 FLOOR_KPA: EgoPressDiff's output_floor_kpa, chosen on the validation split with
 benchmarks/choose_floor.py (reproduce_results.sh writes it to WORKDIR/floor.txt; default 0 = off).
+STEPS: EgoPressDiff's default sampling steps (`sample_steps`; default: keep the run's).
 
 Each shipped model is the run's final `model/` folder (config.json + safetensors; EMA weights)
 plus `model_card.json`: what it was trained on, how, and its test metrics.
@@ -27,7 +28,7 @@ SHIPS = {
 DATA_CMD = "egopressdiff synth DATA --participants 8 --sequences 8 --frames 64 --seed 1"
 
 
-def main(work: str, floor_kpa: float = 0.0) -> int:
+def main(work: str, floor_kpa: float = 0.0, steps: int | None = None) -> int:
     work = Path(work)
     dest_root = ROOT / "src" / "egopressdiff" / "assets" / "models"
     for name, (run, description) in SHIPS.items():
@@ -59,9 +60,13 @@ def main(work: str, floor_kpa: float = 0.0) -> int:
             cfg_path = dest / "config.json"
             model_cfg = json.loads(cfg_path.read_text())
             model_cfg["output_floor_kpa"] = float(floor_kpa)
+            if steps is not None:
+                model_cfg["sample_steps"] = int(steps)
             cfg_path.write_text(json.dumps(model_cfg, indent=2) + "\n")
             card["training"]["output_floor_kpa"] = {"value": float(floor_kpa),
                                                     "chosen_on": "validation participant p_006 (choose_floor.py)"}
+            card["training"]["sample_steps"] = {"value": model_cfg["sample_steps"],
+                                                "chosen_on": "validation participant p_006"}
         (dest / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
         size = sum(f.stat().st_size for f in dest.iterdir()) / 2**20
         print(f"{name}: {size:.1f} MiB from {run_dir / 'model'}")
@@ -70,4 +75,5 @@ def main(work: str, floor_kpa: float = 0.0) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1] if len(sys.argv) > 1 else "bench-work",
-                          float(sys.argv[2]) if len(sys.argv) > 2 else 0.0))
+                          float(sys.argv[2]) if len(sys.argv) > 2 else 0.0,
+                          int(sys.argv[3]) if len(sys.argv) > 3 else None))

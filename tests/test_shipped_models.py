@@ -100,3 +100,21 @@ def test_predict_floor_option(tmp_path, fresh_sequence):
                  "--floor", "1"] + common) == 2
     assert main(["predict", "--checkpoint", "synthetic-egopressdiff", "--output", str(tmp_path / "c"),
                  "--floor", "-1"] + common) == 2
+
+
+def test_predict_refuses_to_mix_settings_in_one_folder(tmp_path, fresh_sequence):
+    """Re-running predict into a folder made with other settings would silently skip its finished
+    sequences and mix two settings: it is refused (exit 2) unless --overwrite."""
+    from egopressdiff.cli.main import main
+    from egopressdiff.data.reader import EgoPressureReader
+
+    p = EgoPressureReader(fresh_sequence).participants()[0]
+    out = tmp_path / "pred"
+    base = ["predict", "--checkpoint", "synthetic-egopressdiff", "--data", str(fresh_sequence), "--output", str(out),
+            "--participants", p, "--no-progress"]
+    assert main(base + ["--steps", "2"]) == 0
+    assert main(base + ["--steps", "2"]) == 0  # same settings: finished sequences are skipped
+    assert main(base + ["--steps", "3"]) == 2
+    assert main(base + ["--steps", "2", "--floor", "0"]) == 2
+    assert main(base + ["--steps", "3", "--overwrite"]) == 0
+    assert json.loads((out / "predict_info.json").read_text())["steps"] == 3

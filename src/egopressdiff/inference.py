@@ -113,6 +113,22 @@ def predict_dataset(model, data_root, output, pairs=None, split="test", options:
                           crop_size=req.get("crop_size") or 64, uv_conditioning=bool(req.get("uv_conditioning")),
                           uv_cond_size=req.get("uv_cond_size") or 64)
     out = ensure_output_dir(output, "prediction output")
+    # Skipping finished sequences is only safe when they were made with the same settings:
+    # a folder must not mix, say, 8-step and 4-step predictions without anyone noticing.
+    settings = {"steps": options.steps, "samples": options.samples, "window": window, "overlap": overlap,
+                "seed": options.seed,
+                "output_floor_kpa": getattr(getattr(model, "config", None), "output_floor_kpa", None)}
+    info_path = Path(out) / "predict_info.json"
+    if info_path.is_file() and not options.overwrite:
+        try:
+            before = json.loads(info_path.read_text())
+        except (OSError, ValueError):
+            before = {}
+        differ = {k: (before[k], v) for k, v in settings.items() if k in before and before[k] != v}
+        if differ:
+            what = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in differ.items())
+            raise EgoPressDiffError(f"{out} holds predictions made with other settings ({what}); "
+                                    "use another --output or --overwrite")
     report = PredictReport()
     t0 = time.perf_counter()
     model.eval()
@@ -139,10 +155,7 @@ def predict_dataset(model, data_root, output, pairs=None, split="test", options:
         report.frames += len(frames)
         bar.set_postfix(frames=report.frames)
     report.seconds = time.perf_counter() - t0
-    info = {"data_root": str(data_root), "sequences": report.written + report.skipped,
-            "steps": options.steps, "samples": options.samples, "window": window, "overlap": overlap,
-            "seed": options.seed,
-            "output_floor_kpa": getattr(getattr(model, "config", None), "output_floor_kpa", None),
+    info = {"data_root": str(data_root), "sequences": report.written + report.skipped, **settings,
             "seconds": round(report.seconds, 3), "frames_predicted": report.frames}
     atomic_write_text(Path(out) / "predict_info.json", json.dumps(info, indent=2))
     return report
