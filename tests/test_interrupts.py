@@ -49,6 +49,13 @@ def setup(tmp_path_factory, make_sequence, fake_mano_dir):
     return base
 
 
+def _sigint_default():
+    """Run the child as if started from a terminal: a non-interactive shell that starts the test run
+    in the background (``cmd &``) leaves SIGINT ignored in every descendant, and Python then (rightly)
+    keeps ignoring it, so Ctrl-C could not be tested."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _env(**kw):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     env.pop("EGOPRESSDIFF_DEBUG", None)
@@ -81,7 +88,7 @@ def _wait_for(cond, proc, timeout=90.0):
 def test_interrupted_predict_keeps_finished_sequences_and_resumes(setup, tmp_path, sig, code, capsys):
     out = tmp_path / "pred"
     proc = subprocess.Popen([sys.executable, "-c", SLOW_MAIN, *_predict_argv(setup, out)], env=_env(
-        EGOPRESSDIFF_TEST_SLOW_PUT=0.3), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        EGOPRESSDIFF_TEST_SLOW_PUT=0.3), preexec_fn=_sigint_default, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # after the first sequence is complete, wait until the second one is being written, then signal
     _wait_for(lambda: len(_final_npz(out)) >= 1, proc)
     _wait_for(lambda: any(p.name.endswith(".tmp") for p in out.glob("*/.*")), proc)
@@ -119,7 +126,8 @@ def test_interrupted_synth_leaves_no_dataset(tmp_path, sig, code):
     out = tmp_path / "synth"
     proc = subprocess.Popen([sys.executable, "-m", "egopressdiff", "synth", str(out), "--participants", "1",
                              "--sequences", "6", "--frames", "40", "--image-size", "64x48", "--no-progress"],
-                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=_env(), preexec_fn=_sigint_default, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     # the dataset is built in a hidden sibling; signal once its first sequence is written there
     _wait_for(lambda: any(tmp_path.glob(".synth.*.tmp/data/*/*")), proc)
     proc.send_signal(sig)
