@@ -28,7 +28,7 @@ def check_safe_name(name: str, what: str = "name") -> str:
     return name
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
     """fsync a file or directory by path (best effort: some filesystems refuse directories)."""
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
@@ -42,9 +42,9 @@ def fsync_tree(path: str | os.PathLike) -> None:
     """fsync every file, then every directory, under ``path`` (before a rename publishes it)."""
     for dirpath, _dirs, files in os.walk(path):
         for f in files:
-            _fsync_dir(Path(dirpath) / f)
+            fsync_path(Path(dirpath) / f)
     for dirpath, _dirs, _files in os.walk(path):
-        _fsync_dir(Path(dirpath))
+        fsync_path(Path(dirpath))
 
 
 @contextlib.contextmanager
@@ -67,7 +67,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_path(path.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -103,7 +103,7 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False):
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_path(path.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     finally:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from egopressdiff.errors import CheckpointError
-from egopressdiff.fsutil import fsync_tree
+from egopressdiff.fsutil import fsync_path, fsync_tree
 
 FORMAT_VERSION = 1
 COMPLETE = "complete"
@@ -212,10 +212,6 @@ def restore_rng(state: dict) -> None:
 
 
 # ----------------------------------------------------------------------------- save / load
-def _fsync_tree(path: Path) -> None:
-    fsync_tree(path)
-
-
 def _test_pause(step: int) -> None:
     # Test hook: EGOPRESSDIFF_TEST_SAVE_PAUSE=<seconds> sleeps half-way through writing the
     # checkpoints of steps >= EGOPRESSDIFF_TEST_SAVE_PAUSE_FROM (after touching
@@ -272,13 +268,13 @@ def save_checkpoint(
         (tmp / "state.json").write_text(json.dumps(state, indent=1))
     barrier()
     if rank == 0:
-        _fsync_tree(tmp)
+        fsync_tree(tmp)
         (tmp / COMPLETE).write_text(f"{step}\n")
-        _fsync_tree(tmp)
+        fsync_tree(tmp)
         if final.exists():  # an incomplete folder under the final name (cannot normally happen)
             shutil.rmtree(final)
         os.replace(tmp, final)
-        _fsync_tree(root)
+        fsync_path(root)  # the rename; the files were synced above
         if keep:
             prune(root, keep)
     barrier()
