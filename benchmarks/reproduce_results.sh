@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Reproduce the README's results table on the synthetic benchmark (CPU; see README "Results").
+# Reproduce the README's results table on the synthetic benchmark (CPU, or a GPU with CONFIGS=configs/benchmark-gpu; see README "Results").
 #   bash benchmarks/reproduce_results.sh [WORKDIR]        (default ./bench-work)
 # Steps: synth the benchmark -> train the three shipped models -> choose EgoPressDiff's output
 # floor on the VALIDATION participant -> predict the test participants -> evaluate -> table.
 # Env: STEPS (EgoPressDiff sampling steps, default 4: the shipped default, chosen on validation), FLOOR (skip the validation choice),
-# SAMPLES (the extra row with the mean of SAMPLES samples, default 8; 1 skips it).
+# SAMPLES (the extra row with the mean of SAMPLES samples, default 8; 1 skips it),
+# CONFIGS (training configs, default configs/benchmark = the 2-core CPU budget; configs/benchmark-gpu is the
+# larger budget the shipped models were trained with on a GPU), IMAGE (1, the default: also train and
+# evaluate the paper-faithful image-space EgoPressDiff, $CONFIGS/egopressdiff-image.yaml; 0 skips it).
 # Ship the result with: python benchmarks/ship_models.py WORKDIR "$(cat WORKDIR/floor.txt)" 4
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,12 +16,16 @@ EPD=${EPD:-.venv/bin/egopressdiff}
 PY=${PY:-.venv/bin/python}
 STEPS=${STEPS:-4}
 SAMPLES=${SAMPLES:-8}
+CONFIGS=${CONFIGS:-configs/benchmark}
 mkdir -p "$W/runs" "$W/pred" "$W/metrics"
 [ -d "$W/data" ] || $EPD synth "$W/data" --participants 8 --sequences 8 --frames 64 --seed 1 --workers 2
-for name in egopressdiff-uv baseline-cls-uv baseline-reg-uv; do
+IMAGE=${IMAGE:-1}
+names=(egopressdiff-uv baseline-cls-uv baseline-reg-uv)
+[ "$IMAGE" = 1 ] && names+=(egopressdiff-image)
+for name in "${names[@]}"; do
   if [ ! -f "$W/runs/$name/model/config.json" ]; then
     if [ -d "$W/runs/$name/checkpoints" ]; then resume=--resume; else resume=; fi
-    OMP_NUM_THREADS=1 $EPD train --config "configs/benchmark/$name.yaml" --data "$W/data" --output "$W/runs/$name" $resume
+    OMP_NUM_THREADS=1 $EPD train --config "$CONFIGS/$name.yaml" --data "$W/data" --output "$W/runs/$name" $resume
   fi
 done
 # EgoPressDiff's output floor: the best validation Volumetric IoU over a few floors (never the test set)
@@ -39,4 +46,10 @@ run_one egopressdiff-uv-nofloor "$W/runs/egopressdiff-uv" --steps "$STEPS" --flo
   --floor "$FLOOR" --samples "$SAMPLES"
 run_one baseline-cls-uv "$W/runs/baseline-cls-uv"
 run_one baseline-reg-uv "$W/runs/baseline-reg-uv"
+if [ "$IMAGE" = 1 ]; then  # its own floor, chosen on validation the same way
+  $EPD predict --checkpoint "$W/runs/egopressdiff-image" --data "$W/data" --output "$W/pred/egopressdiff-image-val" \
+    --split val --steps "$STEPS" --floor 0
+  $PY benchmarks/choose_floor.py "$W/pred/egopressdiff-image-val" "$W/data" --best-to "$W/floor-image.txt"
+  run_one egopressdiff-image "$W/runs/egopressdiff-image" --steps "$STEPS" --floor "$(cat "$W/floor-image.txt")"
+fi
 $PY benchmarks/results_table.py "$W"/metrics/*.json

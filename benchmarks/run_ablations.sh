@@ -5,7 +5,7 @@
 #   bash benchmarks/run_ablations.sh WORKDIR [NAME ...]
 # WORKDIR is reproduce_results.sh's: WORKDIR/data, and WORKDIR/runs/egopressdiff-uv is the "full" model.
 # NAMEs (default: all): full no-depth no-vertices no-dc no-posenet no-uv-mask-weight.
-# Env: STEPS (sampling steps, 4 as the shipped model), FLOOR (kPa; default the shipped model's, chosen on validation),
+# Env: CONFIGS (default configs/benchmark, the CPU budget; configs/benchmark-gpu for the GPU budget), STEPS (sampling steps, 4 as the shipped model), FLOOR (kPa; default the shipped model's, chosen on validation),
 # BUDGET (optimizer steps; set it only for quick looks -- at 600 steps every variant still predicts
 # noise (validation Volumetric IoU 0.03), so short-budget ablations say nothing), TRAIN_ONLY=1.
 set -euo pipefail
@@ -14,6 +14,7 @@ W=${1:?usage: run_ablations.sh WORKDIR [NAME ...]}
 shift
 EPD=${EPD:-.venv/bin/egopressdiff}
 STEPS=${STEPS:-4}
+CONFIGS=${CONFIGS:-configs/benchmark}
 FLOOR=${FLOOR:-$(.venv/bin/python -c "import json; from egopressdiff.shipped import resolve_checkpoint as r; print(json.load(open(r('synthetic-egopressdiff')/'config.json'))['output_floor_kpa'])")}
 budget=()
 [ -n "${BUDGET:-}" ] && budget=(--set train.max_steps="$BUDGET")
@@ -34,7 +35,7 @@ for name in "${names[@]}"; do
   esac
   if [ ! -f "$run/model/config.json" ]; then
     if [ -d "$run/checkpoints" ]; then resume=--resume; else resume=; fi
-    OMP_NUM_THREADS=1 $EPD train --config configs/benchmark/egopressdiff-uv.yaml --data "$W/data" --output "$run" \
+    OMP_NUM_THREADS=1 $EPD train --config "$CONFIGS/egopressdiff-uv.yaml" --data "$W/data" --output "$run" \
       "${budget[@]}" "${flag[@]}" --no-progress $resume
   fi
   [ "${TRAIN_ONLY:-0}" = 1 ] && continue

@@ -5,6 +5,8 @@
 FLOOR_KPA: EgoPressDiff's output_floor_kpa, chosen on the validation split with
 benchmarks/choose_floor.py (reproduce_results.sh writes it to WORKDIR/floor.txt; default 0 = off).
 STEPS: EgoPressDiff's default sampling steps (`sample_steps`; default: keep the run's).
+Env: CONFIGS (the config folder the runs were trained with, default configs/benchmark; the GPU
+budget is configs/benchmark-gpu), MACHINE (where they were trained, for the model card).
 
 Each shipped model is the run's final `model/` folder (config.json + safetensors; EMA weights)
 plus `model_card.json`: what it was trained on, how, and its test metrics.
@@ -13,6 +15,7 @@ plus `model_card.json`: what it was trained on, how, and its test metrics.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -25,6 +28,8 @@ SHIPS = {
     "synthetic-baseline-cls": ("baseline-cls-uv", "per-frame 9-class classification baseline (PressureVision style), UV-aligned inputs"),
     "synthetic-baseline-reg": ("baseline-reg-uv", "per-frame regression baseline, UV-aligned inputs"),
 }
+CONFIGS = os.environ.get("CONFIGS", "configs/benchmark").rstrip("/")
+MACHINE = os.environ.get("MACHINE", "2-core CPU (Intel Xeon), no GPU")
 DATA_CMD = "egopressdiff synth DATA --participants 8 --sequences 8 --frames 64 --seed 1"
 
 
@@ -42,10 +47,10 @@ def main(work: str, floor_kpa: float = 0.0, steps: int | None = None) -> int:
             "description": description,
             "trained_on": f"this project's synthetic benchmark: `{DATA_CMD}`, training participants "
                           "p_001-p_005 (validation p_006, test p_007-p_008)",
-            "training": {"config": f"configs/benchmark/{run}.yaml", "steps": summary["steps"],
+            "training": {"config": f"{CONFIGS}/{run}.yaml", "steps": summary["steps"],
                          "wall_time_s": summary["wall_time_s"], "ema": summary.get("ema"),
                          "lr": cfg["train"]["lr"], "batch_size": cfg["train"]["batch_size"],
-                         "machine": "2-core CPU (Intel Xeon), no GPU",
+                         "machine": MACHINE,
                          "last_val_loss": (summary.get("val_losses") or [None])[-1]},
         }
         if metrics is not None:
