@@ -105,3 +105,43 @@ def test_sampling_steps_tool_on_an_untrained_tiny_model(fake_root, tmp_path):
         for k in ("volumetric_iou", "contact_iou", "mae_kpa", "temporal_accuracy"):
             assert r[k] is not None and r[k] >= 0
     assert "vol IoU" in mod.format_rows(rows)
+
+
+def test_hover_false_contact_tool_counts_only_hover_frames_and_applies_floors(synth_root, tmp_path, capsys):
+    """benchmarks/hover_false_contact.py: false contact on the hover sequences at each floor, nothing else."""
+    import importlib.util
+    from pathlib import Path
+
+    import numpy as np
+
+    from egopressdiff.data.layout import gesture_family
+    from egopressdiff.data.reader import EgoPressureReader
+    from egopressdiff.evaluation.predictions import write_prediction
+
+    spec = importlib.util.spec_from_file_location(
+        "hover_false_contact", Path(__file__).resolve().parents[1] / "benchmarks" / "hover_false_contact.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    reader = EgoPressureReader(synth_root)
+    hover_frames = hot_frames = 0
+    for p in reader.participants():
+        for s in reader.sequences(p):
+            frames = reader.annotated_frames(p, s)
+            mask = reader.atlas(p, s).mask(224).astype(bool)
+            maps = np.zeros((len(frames), 224, 224), np.float32)
+            if gesture_family(s) == "hover":
+                hover_frames += len(frames)
+                hot_frames += len(range(0, len(frames), 2))
+                maps[::2, mask] = 1.5   # a weak blob over the hand in every other hover frame
+            else:
+                maps[:, mask] = 50.0    # contact sequences must not count
+            write_prediction(tmp_path / "pred", p, s, frames, maps)
+    assert hover_frames > 0
+    assert mod.main([str(synth_root), str(tmp_path / "pred"), "--floors", "0", "2"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    (_, f0, fc0, max0, share0, n0), (_, f2, fc2, max2, share2, n2) = rows
+    assert int(n0) == int(n2) == hover_frames
+    assert abs(float(fc0) - hot_frames / hover_frames) < 1e-3
+    assert float(max0) == (1.5 if hot_frames * 2 > hover_frames else 0.75)  # median of 1.5s and 0s
+    assert abs(float(share0) - 100 * hot_frames / hover_frames) < 0.1  # hot frames: every hand texel
+    assert float(fc2) == 0.0 and float(max2) == 0.0 and float(share2) == 0.0
