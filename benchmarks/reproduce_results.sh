@@ -7,7 +7,7 @@
 # SAMPLES (the extra row with the mean of SAMPLES samples, default 8; 1 skips it),
 # CONFIGS (training configs, default configs/benchmark = the 2-core CPU budget; configs/benchmark-gpu is the
 # larger budget the shipped models were trained with on a GPU), IMAGE (1, the default: also train and
-# evaluate the paper-faithful image-space EgoPressDiff, $CONFIGS/egopressdiff-image.yaml; 0 skips it).
+# evaluate the paper-faithful image-space variants: $CONFIGS/egopressdiff-image.yaml and baseline-*-image.yaml; 0 skips them).
 # Ship the result with: python benchmarks/ship_models.py WORKDIR "$(cat WORKDIR/floor.txt)" 4
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ mkdir -p "$W/runs" "$W/pred" "$W/metrics"
 [ -d "$W/data" ] || $EPD synth "$W/data" --participants 8 --sequences 8 --frames 64 --seed 1 --workers 2
 IMAGE=${IMAGE:-1}
 names=(egopressdiff-uv baseline-cls-uv baseline-reg-uv)
-[ "$IMAGE" = 1 ] && names+=(egopressdiff-image)
+[ "$IMAGE" = 1 ] && names+=(egopressdiff-image baseline-cls-image baseline-reg-image)
 for name in "${names[@]}"; do
   if [ ! -f "$W/runs/$name/model/config.json" ]; then
     if [ -d "$W/runs/$name/checkpoints" ]; then resume=--resume; else resume=; fi
@@ -51,5 +51,7 @@ if [ "$IMAGE" = 1 ]; then  # its own floor, chosen on validation the same way
     --split val --steps "$STEPS" --floor 0
   $PY benchmarks/choose_floor.py "$W/pred/egopressdiff-image-val" "$W/data" --best-to "$W/floor-image.txt"
   run_one egopressdiff-image "$W/runs/egopressdiff-image" --steps "$STEPS" --floor "$(cat "$W/floor-image.txt")"
+  run_one baseline-cls-image "$W/runs/baseline-cls-image"
+  run_one baseline-reg-image "$W/runs/baseline-reg-image"
 fi
 $PY benchmarks/results_table.py "$W"/metrics/*.json
