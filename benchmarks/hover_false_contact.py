@@ -14,8 +14,33 @@ no-depth ablation of issue 5).
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
+
+
+def hover_maps(data, pred_root) -> np.ndarray | None:
+    """The predicted kPa on the hand's texels, (hover frames, texels), of every hover sequence in PRED."""
+    from egopressdiff.data.layout import gesture_family
+    from egopressdiff.data.reader import EgoPressureReader
+    from egopressdiff.evaluation.metrics import HOVER_FAMILY
+    from egopressdiff.evaluation.predictions import (
+        check_prediction_complete,
+        prediction_path,
+        read_prediction,
+    )
+    from egopressdiff.evaluation.run import sequences_to_evaluate
+
+    reader = EgoPressureReader(data)
+    hover = []
+    for p, s in sequences_to_evaluate(pred_root, reader):
+        if gesture_family(s) != HOVER_FAMILY:
+            continue
+        pred = read_prediction(prediction_path(pred_root, p, s))
+        rows = check_prediction_complete(pred, reader.annotated_frames(p, s))
+        mask = reader.atlas(p, s).mask(224).astype(bool)
+        hover.append(np.asarray(pred.pressure_kpa[rows])[:, mask])
+    return np.concatenate(hover) if hover else None
 
 
 def main(argv=None) -> int:
@@ -24,32 +49,19 @@ def main(argv=None) -> int:
     ap.add_argument("pred", nargs="+")
     ap.add_argument("--floors", type=float, nargs="+", default=[0, 1, 2, 3, 4])
     args = ap.parse_args(argv)
-    from egopressdiff.data.layout import gesture_family
-    from egopressdiff.data.reader import EgoPressureReader
-    from egopressdiff.evaluation.metrics import CONTACT_THRESHOLD_KPA, HOVER_FAMILY
-    from egopressdiff.evaluation.predictions import (
-        check_prediction_complete,
-        prediction_path,
-        read_prediction,
-    )
-    from egopressdiff.evaluation.run import sequences_to_evaluate
+    from egopressdiff.errors import EgoPressDiffError
+    from egopressdiff.evaluation.metrics import CONTACT_THRESHOLD_KPA
 
-    reader = EgoPressureReader(args.data)
     print("prediction                                 floor  false_contact  median_max_kPa  texels>=1kPa_%  frames")
     for root in args.pred:
-        hover = []
-        for p, s in sequences_to_evaluate(root, reader):
-            if gesture_family(s) != HOVER_FAMILY:
-                continue
-            pred = read_prediction(prediction_path(root, p, s))
-            rows = check_prediction_complete(pred, reader.annotated_frames(p, s))
-            mask = reader.atlas(p, s).mask(224).astype(bool)
-            x = np.asarray(pred.pressure_kpa[rows])[:, mask]  # (T, texels on the hand)
-            hover.append(x)
-        if not hover:
+        try:
+            x = hover_maps(args.data, root)
+        except EgoPressDiffError as e:
+            print(f"hover_false_contact: error: {e.one_line()}", file=sys.stderr)
+            return 2
+        if x is None:
             print(f"{root}: no hover sequence predicted")
             continue
-        x = np.concatenate(hover)
         for fl in args.floors:
             y = np.where(x < fl, 0.0, x)
             hot = y >= CONTACT_THRESHOLD_KPA

@@ -29,10 +29,12 @@ for name in "${names[@]}"; do
   fi
 done
 # EgoPressDiff's output floor: the best validation Volumetric IoU over a few floors (never the test set)
+choose_floor() {  # run name, file for the chosen floor
+  $EPD predict --checkpoint "$W/runs/$1" --data "$W/data" --output "$W/pred/$1-val" --split val --steps "$STEPS" --floor 0
+  $PY benchmarks/choose_floor.py "$W/pred/$1-val" "$W/data" --best-to "$2"
+}
 if [ -z "${FLOOR:-}" ]; then
-  $EPD predict --checkpoint "$W/runs/egopressdiff-uv" --data "$W/data" --output "$W/pred/egopressdiff-uv-val" \
-    --split val --steps "$STEPS" --floor 0
-  $PY benchmarks/choose_floor.py "$W/pred/egopressdiff-uv-val" "$W/data" --best-to "$W/floor.txt"
+  choose_floor egopressdiff-uv "$W/floor.txt"
   FLOOR=$(cat "$W/floor.txt")
 fi
 run_one() {  # name checkpoint [predict options]
@@ -47,9 +49,7 @@ run_one egopressdiff-uv-nofloor "$W/runs/egopressdiff-uv" --steps "$STEPS" --flo
 run_one baseline-cls-uv "$W/runs/baseline-cls-uv"
 run_one baseline-reg-uv "$W/runs/baseline-reg-uv"
 if [ "$IMAGE" = 1 ]; then  # its own floor, chosen on validation the same way
-  $EPD predict --checkpoint "$W/runs/egopressdiff-image" --data "$W/data" --output "$W/pred/egopressdiff-image-val" \
-    --split val --steps "$STEPS" --floor 0
-  $PY benchmarks/choose_floor.py "$W/pred/egopressdiff-image-val" "$W/data" --best-to "$W/floor-image.txt"
+  choose_floor egopressdiff-image "$W/floor-image.txt"
   run_one egopressdiff-image "$W/runs/egopressdiff-image" --steps "$STEPS" --floor "$(cat "$W/floor-image.txt")"
   run_one baseline-cls-image "$W/runs/baseline-cls-image"
   run_one baseline-reg-image "$W/runs/baseline-reg-image"
