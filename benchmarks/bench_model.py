@@ -64,6 +64,7 @@ def main(argv=None) -> int:
 
     from egopressdiff.models import EgoPressDiff
     from egopressdiff.models.testing import make_dummy_batch
+    from egopressdiff.pipelines import EgoPressDiffPipeline
 
     result = {"torch_threads": torch.get_num_threads()}
     torch.manual_seed(0)
@@ -89,7 +90,7 @@ def main(argv=None) -> int:
     one = make_dummy_batch(1, args.frames, crop_size=tiny.config.crop_size)
     result["tiny_train_step_s"] = _median_time(train_step, args.repeats)
     result["tiny_train_step_cached_s"] = _median_time(train_step_cached, args.repeats)
-    result["tiny_sample_s"] = _median_time(lambda: tiny.predict(one, steps=args.steps, seed=0), args.repeats)
+    result["tiny_sample_s"] = _median_time(lambda: EgoPressDiffPipeline(tiny).sample(one, num_inference_steps=args.steps, seed=0), args.repeats)
     result["setup"] = {"frames": args.frames, "train_batch": args.batch, "sample_batch": 1, "steps": args.steps}
     try:
         result["codec_floor"] = codec_floor()

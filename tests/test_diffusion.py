@@ -6,7 +6,7 @@ import torch
 
 from egopressdiff.diffusion.edm import EDMPreconditioning, edm_loss, latent_mask, sample_sigmas
 from egopressdiff.diffusion.sampling import karras_sigmas, sample, seeded_noise
-from egopressdiff.diffusion.windows import blend_weights, predict_windows, window_bounds
+from egopressdiff.pipelines.windows import blend_weights, predict_windows, window_bounds
 
 
 def test_edm_scalings_match_edm_and_svd_v_prediction():
@@ -105,12 +105,12 @@ def test_window_argument_errors():
 
 
 class _FakeModel:
-    """predict returns, for every frame, the window's start index (so the blend is visible)."""
+    """A pipeline whose sample returns, for every frame, the window's start index (so the blend is visible)."""
 
     def __init__(self):
         self.calls = []
 
-    def predict(self, batch, steps, seed, num_samples, frame_ids):
+    def sample(self, batch, num_inference_steps, seed, num_samples, frame_ids):
         start, stop = batch["start"], batch["stop"]
         self.calls.append((start, stop))
         assert frame_ids.tolist() == list(range(start, stop))
@@ -150,9 +150,10 @@ def test_predict_windows_short_sequence_runs_one_short_window():
 def test_forty_frames_with_the_tiny_model_is_reproducible():
     from egopressdiff.models import EgoPressDiff
     from egopressdiff.models.testing import make_dummy_batch
+    from egopressdiff.pipelines import EgoPressDiffPipeline
 
     torch.manual_seed(0)
-    model = EgoPressDiff.from_config("tiny")
+    model = EgoPressDiffPipeline(EgoPressDiff.from_config("tiny"))
     seq = make_dummy_batch(1, 40, seed=2)
 
     def load(start, stop):

@@ -12,6 +12,7 @@ from egopressdiff.models.codecs import (
     normalize_pressure,
 )
 from egopressdiff.models.testing import make_dummy_batch
+from egopressdiff.pipelines import EgoPressDiffPipeline
 
 
 @pytest.fixture(scope="module")
@@ -72,37 +73,37 @@ def test_shapes_end_to_end_and_masked_non_negative_output(tiny):
     loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in tiny.denoiser.unet.parameters())
     tiny.zero_grad()
-    out = tiny.predict(b, steps=2, seed=0, num_samples=2)
+    out = EgoPressDiffPipeline(tiny).sample(b, num_inference_steps=2, seed=0, num_samples=2)
     assert out["pressure_kpa"].shape == (2, 2, 224, 224) and out["pressure_kpa"].dtype == torch.float32
     assert out["pressure_std_kpa"].shape == (2, 2, 224, 224)
     assert (out["pressure_kpa"] >= 0).all()
     assert (out["pressure_kpa"][:, :, b["uv_mask"][0] == 0] == 0).all()
-    assert "pressure_std_kpa" not in tiny.predict(b, steps=1)
+    assert "pressure_std_kpa" not in EgoPressDiffPipeline(tiny).sample(b, num_inference_steps=1)
     assert tiny.data_requirements() == {"clip_length": 2, "crop_size": 64, "uv_conditioning": False,
                                         "uv_cond_size": 56}
 
 
 def test_same_seed_same_sample_other_seed_differs(tiny):
     b = make_dummy_batch(1, 2)
-    a = tiny.predict(b, steps=2, seed=3)["pressure_kpa"]
-    assert torch.equal(a, tiny.predict(b, steps=2, seed=3)["pressure_kpa"])
-    assert not torch.equal(a, tiny.predict(b, steps=2, seed=4)["pressure_kpa"])
+    a = EgoPressDiffPipeline(tiny).sample(b, num_inference_steps=2, seed=3)["pressure_kpa"]
+    assert torch.equal(a, EgoPressDiffPipeline(tiny).sample(b, num_inference_steps=2, seed=3)["pressure_kpa"])
+    assert not torch.equal(a, EgoPressDiffPipeline(tiny).sample(b, num_inference_steps=2, seed=4)["pressure_kpa"])
 
 
 def test_posenet_at_init_changes_nothing(tiny):
     b = make_dummy_batch(1, 2)
-    prep = tiny._prepare(b)
+    prep = tiny.prepare_conditions(b)
     assert prep["pose_features"] is not None
     x, sigma = torch.randn(1, 2, 16, 14, 14), torch.tensor([1.3])
     with torch.no_grad():
         with_pose = tiny.denoise(x, sigma, prep)
         without = tiny.denoise(x, sigma, {**prep, "pose_features": None})
         assert torch.equal(with_pose, without)
-        tiny.denoiser.posenet.final.bias.add_(0.1)  # a trained PoseNet does change the output
+        tiny.posenet.final.bias.add_(0.1)  # a trained PoseNet does change the output
         try:
-            changed = tiny.denoise(x, sigma, tiny._prepare(b))
+            changed = tiny.denoise(x, sigma, tiny.prepare_conditions(b))
         finally:
-            tiny.denoiser.posenet.final.bias.sub_(0.1)
+            tiny.posenet.final.bias.sub_(0.1)
     assert (changed - without).abs().max() > 1e-4
 
 
@@ -145,12 +146,25 @@ def test_cached_frozen_outputs_give_the_same_loss_without_running_encoders(tiny,
 
 def test_save_and_load_give_identical_outputs_and_never_unpickle(tiny, tmp_path, monkeypatch):
     b = make_dummy_batch(1, 2)
-    ref = tiny.predict(b, steps=2, seed=1)["pressure_kpa"]
+    ref = EgoPressDiffPipeline(tiny).sample(b, num_inference_steps=2, seed=1)["pressure_kpa"]
     out_dir = tiny.save_pretrained(tmp_path / "ckpt")
     names = sorted(p.name for p in out_dir.iterdir())
-    assert names == ["config.json", "image_encoder.safetensors", "posenet.safetensors", "unet.safetensors",
-                     "vertex_encoder.safetensors"]
+    # diffusers' layout: one folder per component (+ the scheduler); the weightless codec has only a config
+    assert names == ["codec", "config.json", "image_encoder", "posenet", "scheduler", "unet", "vertex_encoder"]
     assert json.loads((out_dir / "config.json").read_text())["model_type"] == "egopressdiff"
+    for name in ("image_encoder", "posenet", "unet", "vertex_encoder"):
+        assert (out_dir / name / "diffusion_pytorch_model.safetensors").is_file()
+    assert not (out_dir / "codec" / "diffusion_pytorch_model.safetensors").exists()
+    assert (out_dir / "scheduler" / "scheduler_config.json").is_file()
+    # each component is a diffusers ModelMixin that reloads on its own, with the same weights
+    from egopressdiff.models.posenet import PoseNet
+    from egopressdiff.models.unet import ConditionedUNet
+
+    for cls, name in ((PoseNet, "posenet"), (ConditionedUNet, "unet")):
+        alone = cls.from_pretrained(out_dir / name)
+        mine = getattr(tiny, "denoiser" if name == "unet" else name).state_dict()
+        assert alone.state_dict().keys() == mine.keys()
+        assert all(torch.equal(alone.state_dict()[k], v) for k, v in mine.items())
 
     def no_pickle(*a, **k):
         raise AssertionError("unpickling attempted")
@@ -159,9 +173,9 @@ def test_save_and_load_give_identical_outputs_and_never_unpickle(tiny, tmp_path,
     monkeypatch.setattr(pickle, "loads", no_pickle)
     monkeypatch.setattr(torch, "load", no_pickle)
     loaded = EgoPressDiff.from_pretrained(out_dir)
-    assert torch.equal(loaded.predict(b, steps=2, seed=1)["pressure_kpa"], ref)
+    assert torch.equal(EgoPressDiffPipeline(loaded).sample(b, num_inference_steps=2, seed=1)["pressure_kpa"], ref)
     # errors: missing file, wrong type, not a checkpoint
-    (out_dir / "posenet.safetensors").unlink()
+    (out_dir / "posenet" / "diffusion_pytorch_model.safetensors").unlink()
     with pytest.raises(CheckpointError, match="posenet"):
         EgoPressDiff.from_pretrained(out_dir)
     cfg = json.loads((out_dir / "config.json").read_text())
@@ -171,6 +185,24 @@ def test_save_and_load_give_identical_outputs_and_never_unpickle(tiny, tmp_path,
         EgoPressDiff.from_pretrained(out_dir)
     with pytest.raises(CheckpointError):
         EgoPressDiff.from_pretrained(tmp_path / "nothing")
+
+
+def test_flat_layout_of_earlier_checkpoints_still_loads(tiny, tmp_path):
+    """Checkpoints saved before the component folders (``<component>.safetensors`` beside config.json,
+    the U-Net file holding the bare diffusers U-Net) load with the same weights."""
+    from safetensors.torch import save_model
+
+    b = make_dummy_batch(1, 2)
+    ref = EgoPressDiffPipeline(tiny).sample(b, num_inference_steps=2, seed=1)["pressure_kpa"]
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    meta = {"_class_name": "EgoPressDiff", "model_type": "egopressdiff", **tiny.config.to_dict()}
+    (flat / "config.json").write_text(json.dumps(meta))
+    for name, module in tiny.components().items():
+        if module is not None and module.state_dict():
+            save_model(module.unet if name == "unet" else module, str(flat / f"{name}.safetensors"))
+    loaded = EgoPressDiff.from_pretrained(flat)
+    assert torch.equal(EgoPressDiffPipeline(loaded).sample(b, num_inference_steps=2, seed=1)["pressure_kpa"], ref)
 
 
 @pytest.mark.parametrize("switch", [
@@ -185,12 +217,12 @@ def test_ablation_switches_run(switch):
     loss = model.training_loss(b)
     assert torch.isfinite(loss)
     loss.backward()
-    out = model.predict(b, steps=1)
+    out = EgoPressDiffPipeline(model).sample(b, num_inference_steps=1)
     assert out["pressure_kpa"].shape == (1, 2, 224, 224)
     if switch.get("use_vertices") is False:
         assert model.vertex_encoder is None
     if switch.get("use_posenet") is False:
-        assert model.denoiser.posenet is None
+        assert model.posenet is None
     if switch.get("cond_space") == "uv":
         assert model.data_requirements()["uv_conditioning"] is True
         b.pop("uv_cond")
@@ -253,10 +285,10 @@ def test_output_floor_zeroes_low_residue_only():
     torch.manual_seed(0)
     model = EgoPressDiff.from_config("tiny", clip_length=2)
     batch = make_dummy_batch(1, 2, crop_size=model.config.crop_size)
-    raw = model.predict(batch, steps=2, seed=3)["pressure_kpa"]
+    raw = EgoPressDiffPipeline(model).sample(batch, num_inference_steps=2, seed=3)["pressure_kpa"]
     floor = float(raw[raw > 0].median())  # a floor inside the untrained model's output range
     model.config.output_floor_kpa = floor
-    floored = model.predict(batch, steps=2, seed=3)["pressure_kpa"]
+    floored = EgoPressDiffPipeline(model).sample(batch, num_inference_steps=2, seed=3)["pressure_kpa"]
     keep = raw >= floor
     assert torch.equal(floored[keep], raw[keep])
     assert torch.all(floored[~keep] == 0)

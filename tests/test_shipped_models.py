@@ -35,6 +35,7 @@ def test_every_shipped_model_is_installed_with_a_card():
 def test_shipped_model_predicts_fresh_sequence(name, fresh_sequence):
     from egopressdiff.data.clips import ClipDataset
     from egopressdiff.inference import _to_batch
+    from egopressdiff.pipelines.base import pipeline_for
     from egopressdiff.training.registry import load_model
 
     model = load_model(resolve_checkpoint(name))
@@ -44,7 +45,7 @@ def test_shipped_model_predicts_fresh_sequence(name, fresh_sequence):
     p, s, frames = ds.clip_frames(0)
     batch = _to_batch(ds.load_frames(p, s, frames))
     with torch.no_grad():
-        out = model.predict(batch, steps=2, seed=0)["pressure_kpa"]
+        out = pipeline_for(model).sample(batch, num_inference_steps=2, seed=0)["pressure_kpa"]
     assert out.shape == (1, len(frames), 224, 224)
     out = out.numpy()
     mask = batch["uv_mask"][0].numpy()

@@ -11,6 +11,7 @@ from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWi
 from egopressdiff.errors import CheckpointError, MissingAssetError
 from egopressdiff.models import EgoPressDiff
 from egopressdiff.models.testing import make_dummy_batch
+from egopressdiff.pipelines import EgoPressDiffPipeline
 
 D = 32
 OVERRIDES = dict(clip_length=2, crop_size=32, uv_size=32, uv_cond_size=32, posenet_channels=[8, 16],
@@ -64,7 +65,7 @@ def test_untrained_unet_equals_vanilla_svd_unet(svd_dir, monkeypatch):
     time_ids = torch.tensor([[6.0, 127.0, 0.02]]).expand(b, -1)
     with torch.no_grad():
         ref = vanilla(sample, t, encoder_hidden_states=context, added_time_ids=time_ids).sample
-        pose = model.denoiser.pose_features(torch.rand(b, n, 3, 32, 32), (16, 16))
+        pose = model.posenet(torch.rand(b * n, 3, 32, 32), latent_size=(16, 16))
         assert pose.shape == (b * n, 32, 16, 16)
         ours = model.denoiser(sample, t, context[:, None].expand(b, n, 1, D), time_ids,
                               vertex_tokens=torch.randn(b, n, 1, D), pose_features=pose)
@@ -86,12 +87,17 @@ def test_svd_model_trains_predicts_and_round_trips(svd_dir, tmp_path):
     loss = model.training_loss(batch)
     loss.backward()
     assert torch.isfinite(loss)
-    out = model.predict(batch, steps=2, seed=0)["pressure_kpa"]
+    out = EgoPressDiffPipeline(model).sample(batch, num_inference_steps=2, seed=0)["pressure_kpa"]
     assert out.shape == (1, 2, 224, 224)
     model.save_pretrained(tmp_path / "ckpt")
     loaded = EgoPressDiff.from_pretrained(tmp_path / "ckpt")
     assert loaded.config.unet["block_out_channels"] == [32, 64]
-    assert torch.equal(loaded.predict(batch, steps=2, seed=0)["pressure_kpa"], out)
+    # identical weights (checked key by key), but the SVD-loaded U-Net and a freshly built one differ in
+    # the last float bits (1e-6 in one denoiser call, measured; also before the component layout)
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k
+    again = EgoPressDiffPipeline(loaded).sample(batch, num_inference_steps=2, seed=0)["pressure_kpa"]
+    torch.testing.assert_close(again, out, atol=1e-2, rtol=1e-3)
 
 
 def test_missing_parts_and_pickle_weights_are_refused(tmp_path):

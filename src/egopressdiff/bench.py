@@ -14,7 +14,7 @@ JSON layout (see :func:`run_bench`): ``machine``, ``config``, ``settings``, ``tr
 
 * ``train``: one optimizer step (forward with the frozen encoders, backward, AdamW) on an
   in-memory batch of the config's batch size and clip length; ``clips_per_second`` = batch / s.
-* ``sample``: ``model.predict`` of one window of ``clip_length`` frames (B = 1) with k Euler
+* ``sample``: ``EgoPressDiffPipeline.sample`` of one window of ``clip_length`` frames (B = 1) with k Euler
   steps: CLIP + conditions + k U-Net steps + decoding. ``frames_per_second`` = frames / s.
 * ``conditioning_overhead_ratio``: Vertex Encoder + PoseNet + conditioned U-Net (DC blocks)
   forward, versus the vanilla diffusers ``UNetSpatioTemporalConditionModel`` of the same config
@@ -212,12 +212,15 @@ def measure_train(model, batch, device, repeats: int, amp: bool) -> dict:
 def measure_sample(model, batch, device, steps: int, repeats: int, amp: bool) -> dict:
     import torch
 
+    from egopressdiff.pipelines import EgoPressDiffPipeline
+
     model.eval()
+    pipe = EgoPressDiffPipeline(model)
     n = int(batch["vertices"].shape[1])
 
     def run():
         with torch.no_grad(), _autocast(device, amp):
-            model.predict(batch, steps=steps, seed=0)
+            pipe.sample(batch, num_inference_steps=steps, seed=0)
 
     run()
     with PeakMemory(device) as mem:
@@ -234,7 +237,7 @@ def measure_conditioning(model, batch, device, repeats: int, amp: bool) -> dict:
     model.eval()
     vanilla = UNetSpatioTemporalConditionModel(**model.config.unet).to(device).eval()
     with torch.no_grad():
-        prep = model._prepare(batch)
+        prep = model.prepare_conditions(batch)
         b, n = prep["image_tokens"].shape[:2]
         h, w = model.latent_size
         g = torch.Generator().manual_seed(0)
@@ -250,7 +253,9 @@ def measure_conditioning(model, batch, device, repeats: int, amp: bool) -> dict:
         return None if model.vertex_encoder is None else model.vertex_encoder(batch["vertices"]).unsqueeze(2)
 
     def pose():
-        return None if den.posenet is None or pose_in is None else den.pose_features(pose_in.float(), (h, w))
+        if model.posenet is None or pose_in is None:
+            return None
+        return model.posenet(pose_in.float().flatten(0, 1), latent_size=(h, w))
 
     def ours():
         den(inp, t, tokens, tids, vertex_tokens=vertex(), pose_features=pose())
@@ -339,27 +344,29 @@ def predict_memory_child(config: str, frames: int, steps: int, threads: int, win
 
     import torch
 
-    from egopressdiff.diffusion.windows import predict_windows
     from egopressdiff.evaluation.predictions import PredictionWriter
     from egopressdiff.models import EgoPressDiff
     from egopressdiff.models.testing import make_dummy_batch
+    from egopressdiff.pipelines import EgoPressDiffPipeline
+    from egopressdiff.pipelines.windows import predict_windows
 
     torch.set_num_threads(max(1, threads))
     torch.manual_seed(0)
     model = EgoPressDiff.from_config(config, clip_length=window).eval()
+    pipe = EgoPressDiffPipeline(model)
     crop = model.config.crop_size
 
     def load_window(start, stop):
         return make_dummy_batch(1, stop - start, crop_size=crop, seed=start)
 
     with torch.no_grad():  # warm-up: allocator and kernels, before the baseline is taken
-        model.predict(load_window(0, min(window, frames)), steps=steps, seed=0)
+        pipe.sample(load_window(0, min(window, frames)), num_inference_steps=steps, seed=0)
     base = _rss_mb()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="egopressdiff-bench-") as out, PeakMemory("cpu") as mem:
         # the peak is taken from here on: model building and imports do not hide the prediction's own
         with PredictionWriter(out, "p_000", "bench", list(range(1, frames + 1))) as writer, torch.no_grad():
-            for idx, mean, _std in predict_windows(model, frames, load_window, window=window, overlap=4,
+            for idx, mean, _std in predict_windows(pipe, frames, load_window, window=window, overlap=4,
                                                    steps=steps, seed=0):
                 writer.put(idx, mean)
     return {"frames": frames, "peak_rss_mb": round(mem.peak_mb, 1), "rss_before_predict_mb": round(base, 1),

@@ -45,3 +45,7 @@ class CheckpointError(EgoPressDiffError):
 
 class MissingAssetError(EgoPressDiffError):
     """A licensed asset (MANO files, SVD weights) the user must provide is absent."""
+
+
+class InputError(EgoPressDiffError, ValueError):
+    """An array or argument given to a pipeline has the wrong shape, dtype or values."""

@@ -1,9 +1,10 @@
-"""Whole-sequence prediction: checkpoint + dataset -> one ``.npz`` per sequence.
+"""Whole-sequence prediction: checkpoint + dataset -> one ``.npz`` per sequence, through the pipeline.
 
-Windows are streamed (``diffusion.windows.predict_windows`` yields each frame
-as soon as it is final) into a ``PredictionWriter`` (memmap-backed, renamed
-into place when complete), so memory stays flat with sequence length and an
-interrupted run leaves only complete files.
+The dataset's frames go through ``ClipDataset`` (the reader + the pipeline's input
+processor, no ground truth needed) and the model's pipeline; windows are streamed
+(``pipelines.windows.predict_windows`` yields each frame as soon as it is final) into a
+``PredictionWriter`` (memmap-backed, renamed into place when complete), so memory stays
+flat with sequence length and an interrupted run leaves only complete files.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from egopressdiff.data.splits import select_sequences  # noqa: F401  (re-exported for the CLI)
 from egopressdiff.errors import DataError, EgoPressDiffError
-from egopressdiff.fsutil import atomic_write_text, check_safe_name, ensure_output_dir
+from egopressdiff.fsutil import atomic_write_text, ensure_output_dir
 
 
 @dataclass
@@ -36,36 +38,6 @@ class PredictReport:
     skipped: list = field(default_factory=list)
     frames: int = 0
     seconds: float = 0.0
-
-
-def select_sequences(reader, split: str | None = None, participants=None, sequences=None) -> list[tuple[str, str]]:
-    """(participant, sequence) pairs chosen by split / participant list / sequence names."""
-    from egopressdiff.data.splits import split_participants
-
-    parts = reader.participants()
-    if participants:
-        unknown = sorted(set(participants) - set(parts))
-        if unknown:
-            raise DataError(f"participant {unknown[0]} is not in the dataset", path=reader.root)
-        parts = [p for p in parts if p in set(participants)]
-    elif split and split != "all":
-        parts = split_participants(parts, split)
-    pairs = [(p, s) for p in parts for s in reader.sequences(p)]
-    if sequences:
-        wanted = set(sequences)
-        missing = wanted - {s for _, s in pairs}
-        if missing:
-            raise DataError(f"sequence {sorted(missing)[0]} is not among the selected participants", path=reader.root)
-        pairs = [(p, s) for p, s in pairs if s in wanted]
-    if not pairs:
-        raise DataError("no sequences selected", path=reader.root)
-    for p, s in pairs:
-        try:
-            check_safe_name(p, "participant name")
-            check_safe_name(s, "sequence name")
-        except EgoPressDiffError as e:  # a crafted dataset: name the folder, write nothing
-            raise DataError(f"{e}; refusing to use it in output paths", path=reader.root / "data" / p / s) from None
-    return pairs
 
 
 def _to_batch(item: dict):
@@ -90,10 +62,13 @@ def predict_dataset(model, data_root, output, pairs=None, split="test", options:
 
     from egopressdiff.data.clips import ClipDataset
     from egopressdiff.data.reader import EgoPressureReader
-    from egopressdiff.diffusion.windows import predict_windows
     from egopressdiff.evaluation.predictions import PredictionWriter, prediction_path
+    from egopressdiff.pipelines.base import PressurePipeline, pipeline_for
+    from egopressdiff.pipelines.windows import predict_windows
 
     options = options or PredictOptions()
+    pipeline = model if isinstance(model, PressurePipeline) else pipeline_for(model)
+    model = pipeline.model
     if Path(output).exists() and not Path(output).is_dir():
         raise EgoPressDiffError(f"prediction output path {output} is a file, not a directory")
     reader = EgoPressureReader(data_root)
@@ -111,7 +86,7 @@ def predict_dataset(model, data_root, output, pairs=None, split="test", options:
         raise EgoPressDiffError(f"--samples must be >= 1, got {options.samples}")
     dataset = ClipDataset(data_root, participants=sorted({p for p, _ in pairs}), clip_length=1, stride=1,
                           crop_size=req.get("crop_size") or 64, uv_conditioning=bool(req.get("uv_conditioning")),
-                          uv_cond_size=req.get("uv_cond_size") or 64)
+                          uv_cond_size=req.get("uv_cond_size") or 64, targets=False)
     out = ensure_output_dir(output, "prediction output")
     # Skipping finished sequences is only safe when they were made with the same settings:
     # a folder must not mix, say, 8-step and 4-step predictions without anyone noticing.
@@ -147,7 +122,7 @@ def predict_dataset(model, data_root, output, pairs=None, split="test", options:
 
         with PredictionWriter(out, participant, sequence, frames, with_std=options.samples > 1) as writer:
             with torch.no_grad():
-                for idx, mean, std in predict_windows(model, len(frames), load_window, window=window,
+                for idx, mean, std in predict_windows(pipeline, len(frames), load_window, window=window,
                                                       overlap=overlap, steps=options.steps,
                                                       seed=options.seed, num_samples=options.samples):
                     writer.put(idx, mean, std)

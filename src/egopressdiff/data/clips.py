@@ -97,7 +97,7 @@ class ClipDataset(Dataset):
     def __init__(self, root, participants=None, split: str | None = None, clip_length: int = 16, stride: int = 8,
                  crop_size: int = 64, uv_size: int = layout.UV_SIZE, uv_conditioning: bool = False,
                  uv_cond_size: int = 64, augment: bool = False, sequences=None, skip_short: bool = False,
-                 reader: EgoPressureReader | None = None):
+                 reader: EgoPressureReader | None = None, targets: bool = True):
         if clip_length < 1 or stride < 1 or crop_size < 8 or uv_size < 8 or uv_cond_size < 8:
             raise ConfigError("clip_length and stride must be >= 1; crop_size, uv_size and uv_cond_size >= 8")
         self.reader = reader if reader is not None else EgoPressureReader(root)
@@ -105,6 +105,8 @@ class ClipDataset(Dataset):
         self.crop_size, self.uv_size = int(crop_size), int(uv_size)
         self.uv_conditioning, self.uv_cond_size = bool(uv_conditioning), int(uv_cond_size)
         self.augment = bool(augment)
+        # without targets (prediction) a frame needs no pressure row and items carry no "pressure"
+        self.targets = bool(targets)
         all_ps = self.reader.participants()
         if participants is not None and split is not None:
             raise ConfigError("give participants or split, not both")
@@ -146,11 +148,12 @@ class ClipDataset(Dataset):
                           f"{' ...' if len(self.skipped) > 5 else ''}", stacklevel=2)
 
     def usable_frames(self, participant: str, sequence: str) -> np.ndarray:
-        """Annotated frames that also have colour, depth and pressure rows (sorted)."""
+        """Annotated frames that also have colour and depth rows, and pressure rows with targets (sorted)."""
         r = self.reader
         r.validate_sequence(participant, sequence)
         f = r.annotated_frames(participant, sequence)
-        for shard in (layout.COLOR_SHARD, layout.DEPTH_SHARD, layout.PRESSURE_SHARD):
+        shards = (layout.COLOR_SHARD, layout.DEPTH_SHARD) + ((layout.PRESSURE_SHARD,) if self.targets else ())
+        for shard in shards:
             f = np.intersect1d(f, r.shard_frames(participant, sequence, shard))
         return f
 
@@ -172,7 +175,7 @@ class ClipDataset(Dataset):
         """Model inputs for any list of annotated frames of one sequence (same keys/shapes as an item)."""
         return build_inputs(self.reader, participant, sequence, frames, crop_size=self.crop_size,
                             uv_size=self.uv_size, uv_conditioning=self.uv_conditioning,
-                            uv_cond_size=self.uv_cond_size, rng=rng)
+                            uv_cond_size=self.uv_cond_size, rng=rng, targets=self.targets)
 
 
 def build_inputs(reader: EgoPressureReader, participant: str, sequence: str, frames, *, crop_size: int = 64,

@@ -39,3 +39,34 @@ def describe_split(participants) -> dict:
     """The split table plus ``held_out``: whether val/test are disjoint from train."""
     t = split_table(participants)
     return dict(t, held_out=len(set(t["train"]) & set(t["test"])) == 0)
+
+
+def select_sequences(reader, split: str | None = None, participants=None, sequences=None) -> list[tuple[str, str]]:
+    """(participant, sequence) pairs chosen by split / participant list / sequence names."""
+    from egopressdiff.errors import DataError, EgoPressDiffError
+    from egopressdiff.fsutil import check_safe_name
+
+    parts = reader.participants()
+    if participants:
+        unknown = sorted(set(participants) - set(parts))
+        if unknown:
+            raise DataError(f"participant {unknown[0]} is not in the dataset", path=reader.root)
+        parts = [p for p in parts if p in set(participants)]
+    elif split and split != "all":
+        parts = split_participants(parts, split)
+    pairs = [(p, s) for p in parts for s in reader.sequences(p)]
+    if sequences:
+        wanted = set(sequences)
+        missing = wanted - {s for _, s in pairs}
+        if missing:
+            raise DataError(f"sequence {sorted(missing)[0]} is not among the selected participants", path=reader.root)
+        pairs = [(p, s) for p, s in pairs if s in wanted]
+    if not pairs:
+        raise DataError("no sequences selected", path=reader.root)
+    for p, s in pairs:
+        try:
+            check_safe_name(p, "participant name")
+            check_safe_name(s, "sequence name")
+        except EgoPressDiffError as e:  # a crafted dataset: name the folder, write nothing
+            raise DataError(f"{e}; refusing to use it in output paths", path=reader.root / "data" / p / s) from None
+    return pairs

@@ -21,6 +21,18 @@ def karras_sigmas(steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0,
     return torch.cat([sig, sig.new_zeros(1)]).float().to(device)
 
 
+def ode_step(x: torch.Tensor, denoised: torch.Tensor, sigma, sigma_next,
+             denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """One Euler step of dx/dsigma = (x - D(x; sigma)) / sigma from ``sigma`` to ``sigma_next``, given
+    D(x; sigma); with ``denoise`` also Heun's second-order correction (skipped when ``sigma_next`` is 0)."""
+    d = (x - denoised) / sigma
+    x_next = x + (sigma_next - sigma) * d
+    if denoise is not None and sigma_next > 0:
+        d2 = (x_next - denoise(x_next, sigma_next)) / sigma_next
+        x_next = x + (sigma_next - sigma) * 0.5 * (d + d2)
+    return x_next
+
+
 def sample(denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor,
            sigmas: torch.Tensor, heun: bool = False, callback: Callable | None = None) -> torch.Tensor:
     """Integrate the probability-flow ODE dx/dsigma = (x - D(x; sigma)) / sigma over ``sigmas``.
@@ -29,13 +41,7 @@ def sample(denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: tor
     Heun adds EDM's second-order correction on every step except the last (to sigma = 0).
     """
     for i in range(len(sigmas) - 1):
-        s, s_next = sigmas[i], sigmas[i + 1]
-        d = (x - denoise(x, s)) / s
-        x_next = x + (s_next - s) * d
-        if heun and s_next > 0:
-            d2 = (x_next - denoise(x_next, s_next)) / s_next
-            x_next = x + (s_next - s) * 0.5 * (d + d2)
-        x = x_next
+        x = ode_step(x, denoise(x, sigmas[i]), sigmas[i], sigmas[i + 1], denoise if heun else None)
         if callback is not None:
             callback(i, x)
     return x

@@ -20,8 +20,8 @@ def sequences_to_evaluate(pred_root, reader, split: str | None = None) -> list[t
     the sequences ``predict`` recorded in ``predict_info.json``, else every
     prediction file present.
     """
+    from egopressdiff.data.splits import select_sequences
     from egopressdiff.evaluation.predictions import list_predictions
-    from egopressdiff.inference import select_sequences
 
     pred_root = Path(pred_root)
     if not pred_root.is_dir():

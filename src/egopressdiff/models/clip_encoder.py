@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 
@@ -27,16 +29,23 @@ def clip_config_dict(model: nn.Module) -> dict:
     return {k: getattr(c, k) for k in keys}
 
 
-class ClipImageEncoder(nn.Module):
-    """(M, 3, H, W) RGB in [0, 1] -> (M, projection_dim) CLIP image embeddings."""
+class ClipImageEncoder(ModelMixin, ConfigMixin):
+    """(M, 3, H, W) RGB in [0, 1] -> (M, projection_dim) CLIP image embeddings.
 
-    def __init__(self, model: nn.Module, mean=(0.48145466, 0.4578275, 0.40821073),
-                 std=(0.26862954, 0.26130258, 0.27577711)):
+    ``clip_config`` holds the ``CLIPVisionConfig`` arguments; ``clip_model`` (not part of the
+    config) is an already built model, e.g. SVD's pretrained image encoder.
+    """
+
+    ignore_for_config = ["clip_model"]
+
+    @register_to_config
+    def __init__(self, clip_config: dict | None = None, image_mean=(0.48145466, 0.4578275, 0.40821073),
+                 image_std=(0.26862954, 0.26130258, 0.27577711), clip_model=None):
         super().__init__()
-        self.model = model
-        self.image_size = int(model.config.image_size)
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.model = clip_model if clip_model is not None else build_clip_model(clip_config or {})
+        self.image_size = int(self.model.config.image_size)
+        self.register_buffer("mean", torch.tensor(image_mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(image_std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
     @property
     def embed_dim(self) -> int:

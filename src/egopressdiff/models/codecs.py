@@ -24,7 +24,8 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
 
 
 def normalize_pressure(kpa: torch.Tensor, scale_kpa: float, max_kpa: float) -> torch.Tensor:
@@ -48,9 +49,10 @@ def resize_maps(x: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
 
 
-class PixelUnshuffleCodec(nn.Module):
+class PixelUnshuffleCodec(ModelMixin, ConfigMixin):
     """Exactly invertible space-to-depth codec for the tiny config (no parameters)."""
 
+    @register_to_config
     def __init__(self, factor: int = 4):
         super().__init__()
         self.factor = int(factor)
@@ -67,11 +69,23 @@ class PixelUnshuffleCodec(nn.Module):
         return F.pixel_shuffle(z, self.factor)
 
 
-class VAECodec(nn.Module):
-    """Wraps diffusers' ``AutoencoderKLTemporalDecoder`` (SVD's VAE) for 1-channel maps."""
+class VAECodec(ModelMixin, ConfigMixin):
+    """Wraps diffusers' ``AutoencoderKLTemporalDecoder`` (SVD's VAE) for 1-channel maps.
 
-    def __init__(self, vae: nn.Module, decode_chunk_size: int | None = None):
+    ``vae_config`` holds the VAE's constructor arguments; ``vae_model`` (not part of the config)
+    is an already built VAE, e.g. SVD's pretrained one.
+    """
+
+    ignore_for_config = ["vae_model"]
+
+    @register_to_config
+    def __init__(self, vae_config: dict | None = None, decode_chunk_size: int | None = None, vae_model=None):
         super().__init__()
+        if vae_model is None:
+            from diffusers import AutoencoderKLTemporalDecoder
+
+            vae_model = AutoencoderKLTemporalDecoder(**(vae_config or {}))
+        vae = vae_model
         self.vae = vae
         self.latent_channels = int(vae.config.latent_channels)
         self.downsample_factor = 2 ** (len(vae.config.block_out_channels) - 1)
@@ -95,12 +109,8 @@ class VAECodec(nn.Module):
         return torch.cat(outs).float().mean(dim=1, keepdim=True)
 
 
-def build_codec(codec_cfg: dict, vae: nn.Module | None = None) -> nn.Module:
+def build_codec(codec_cfg: dict, vae=None) -> ModelMixin:
     """Codec from the config's ``codec`` dict (a prebuilt ``vae`` is used as is)."""
     if codec_cfg["type"] == "pixel_unshuffle":
         return PixelUnshuffleCodec(codec_cfg.get("factor", 4))
-    if vae is None:
-        from diffusers import AutoencoderKLTemporalDecoder
-
-        vae = AutoencoderKLTemporalDecoder(**codec_cfg["vae"])
-    return VAECodec(vae, decode_chunk_size=codec_cfg.get("decode_chunk_size"))
+    return VAECodec(codec_cfg["vae"], decode_chunk_size=codec_cfg.get("decode_chunk_size"), vae_model=vae)

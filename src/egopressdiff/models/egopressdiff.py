@@ -31,10 +31,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from egopressdiff.diffusion.edm import EDMPreconditioning, edm_loss, latent_mask, sample_sigmas
-from egopressdiff.diffusion.sampling import karras_sigmas, sample, seeded_noise
+from egopressdiff.data.processor import UV_COND_OBSERVED_DEPTH
+from egopressdiff.diffusion.edm import edm_loss, latent_mask
+from egopressdiff.diffusion.scheduling_edm import EDMScheduler
 from egopressdiff.errors import CheckpointError, ConfigError, DataError
-from egopressdiff.models.clip_encoder import ClipImageEncoder, build_clip_model
+from egopressdiff.models.clip_encoder import ClipImageEncoder
 from egopressdiff.models.codecs import (
     build_codec,
     denormalize_pressure,
@@ -49,8 +50,8 @@ from egopressdiff.models.vertex_encoder import VertexEncoder
 CONFIG_NAME = "config.json"
 CLASS_NAME = "EgoPressDiff"
 MODEL_TYPE = "egopressdiff"  # what training.registry reads from config.json
-UV_COND_OBSERVED_DEPTH = 3  # channel of uv_cond holding the depth sensor's observation
 COMPONENTS = ("unet", "posenet", "vertex_encoder", "uv_encoder", "codec", "image_encoder")
+WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"  # what diffusers' save_pretrained writes per component
 
 
 def _to_config(spec) -> EgoPressDiffConfig:
@@ -81,13 +82,12 @@ class EgoPressDiff(nn.Module):
         super().__init__()
         config.validate()
         self.config = config
-        from diffusers import UNetSpatioTemporalConditionModel
-
         self.codec = build_codec(config.codec, vae)
-        clip_model = clip_model if clip_model is not None else build_clip_model(config.clip)
-        self.image_encoder = ClipImageEncoder(clip_model, config.clip_image_mean, config.clip_image_std)
-        if unet is None:
-            unet = UNetSpatioTemporalConditionModel(**config.unet)
+        self.image_encoder = ClipImageEncoder(config.clip, config.clip_image_mean, config.clip_image_std,
+                                              clip_model=clip_model)
+        self.denoiser = ConditionedUNet(config.unet, calibrate=config.use_dc_calibration, eps=config.dc_eps,
+                                        unet_model=unet)
+        unet = self.denoiser.unet
         c_lat = self.codec.latent_channels
         if unet.config.in_channels != 2 * c_lat or unet.config.out_channels != c_lat:
             raise ConfigError(f"U-Net in/out channels ({unet.config.in_channels}/{unet.config.out_channels}) must be "
@@ -101,16 +101,16 @@ class EgoPressDiff(nn.Module):
         if self.image_encoder.embed_dim != d:
             raise ConfigError(f"CLIP projection_dim {self.image_encoder.embed_dim} != U-Net cross_attention_dim {d}")
         cond_ch = 3 if config.cond_space == "image" else config.uv_cond_channels
-        posenet = (PoseNet(cond_ch, width, self.codec.downsample_factor, config.posenet_channels)
-                   if config.use_posenet else None)
-        self.denoiser = ConditionedUNet(unet, posenet, calibrate=config.use_dc_calibration, eps=config.dc_eps)
+        self.posenet = (PoseNet(cond_ch, width, self.codec.downsample_factor, config.posenet_channels)
+                        if config.use_posenet else None)
         ve = config.vertex_encoder
         self.vertex_encoder = (VertexEncoder(d, ve["point_channels"], ve["temporal_blocks"], ve["kernel_size"])
                                if config.use_vertices else None)
         self.uv_encoder = (ConditionEncoder(config.uv_cond_channels, c_lat, self.codec.downsample_factor,
                                             config.uv_encoder_channels)
                            if config.cond_space == "uv" else None)
-        self.precond = EDMPreconditioning(config.edm["sigma_data"], config.edm["c_out_sign"])
+        # the diffusion constants training and sampling share (not a module: it has no weights)
+        self.scheduler = EDMScheduler.from_edm_config(config.edm)
         self.codec.requires_grad_(bool(config.train_codec))
         self.image_encoder.requires_grad_(bool(config.train_image_encoder))
         if config.training.get("gradient_checkpointing"):
@@ -138,34 +138,41 @@ class EgoPressDiff(nn.Module):
 
         return from_svd(cls, svd_dir, **overrides)
 
-    def _components(self) -> dict[str, nn.Module | None]:
-        return {"unet": self.denoiser.unet, "posenet": self.denoiser.posenet, "vertex_encoder": self.vertex_encoder,
+    def components(self) -> dict[str, nn.Module | None]:
+        """The networks by name (diffusers ``ModelMixin``s; None where a switch leaves one out)."""
+        return {"unet": self.denoiser, "posenet": self.posenet, "vertex_encoder": self.vertex_encoder,
                 "uv_encoder": self.uv_encoder, "codec": self.codec, "image_encoder": self.image_encoder}
 
     def save_pretrained(self, directory, overwrite: bool = True) -> Path:
-        """Write ``config.json`` and one ``<component>.safetensors`` per component, atomically."""
-        from safetensors.torch import save_model
+        """Write a diffusers-style folder, atomically::
 
+            config.json                     this model's EgoPressDiffConfig (+ _class_name, model_type)
+            <component>/config.json         each network's own config (ConfigMixin)
+            <component>/diffusion_pytorch_model.safetensors   its weights (none for weightless ones)
+            scheduler/scheduler_config.json the EDM scheduler
+        """
         from egopressdiff.fsutil import atomic_dir
 
         directory = Path(directory)
         with atomic_dir(directory, overwrite=overwrite) as tmp:
-            files = []
-            for name, module in self._components().items():
-                if module is None or not module.state_dict():
+            names = []
+            for name, module in self.components().items():
+                if module is None:
                     continue
-                save_model(module, str(tmp / f"{name}.safetensors"))
-                files.append(f"{name}.safetensors")
-            meta = {"_class_name": CLASS_NAME, "model_type": MODEL_TYPE, "_components": files,
+                module.save_pretrained(tmp / name, safe_serialization=True)
+                names.append(name)
+            self.scheduler.save_pretrained(tmp / "scheduler")
+            meta = {"_class_name": CLASS_NAME, "model_type": MODEL_TYPE, "_components": names,
                     **self.config.to_dict()}
             (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
         return directory
 
     @classmethod
     def from_pretrained(cls, directory, device=None) -> EgoPressDiff:
-        """Load a folder written by :meth:`save_pretrained` (safetensors only, nothing is unpickled)."""
-        from safetensors.torch import load_model
+        """Load a folder written by :meth:`save_pretrained` (safetensors only, nothing is unpickled).
 
+        Also reads the earlier flat layout (``<component>.safetensors`` beside ``config.json``).
+        """
         directory = Path(directory)
         cfg_path = directory / CONFIG_NAME
         if not cfg_path.is_file():
@@ -183,16 +190,9 @@ class EgoPressDiff(nn.Module):
         except ConfigError as e:
             raise CheckpointError(f"bad model config in {cfg_path}: {e}") from e
         model = cls(cfg)
-        for name, module in model._components().items():
-            if module is None or not module.state_dict():
-                continue
-            path = directory / f"{name}.safetensors"
-            if not path.is_file():
-                raise CheckpointError(f"checkpoint {directory} lacks {path.name}")
-            try:
-                load_model(module, str(path), strict=True)
-            except Exception as e:  # safetensors raises several types on corrupt / mismatching files
-                raise CheckpointError(f"cannot load {path}: {e}") from e
+        for name, module in model.components().items():
+            if module is not None and module.state_dict():
+                _load_component(module, directory, name)
         if device is not None:
             model.to(device)
         return model
@@ -215,7 +215,7 @@ class EgoPressDiff(nn.Module):
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """U-Net (with DC blocks), PoseNet, Vertex Encoder, UV condition encoder (+ codec / CLIP if configured)."""
-        mods = [self.denoiser, self.vertex_encoder, self.uv_encoder]
+        mods = [self.denoiser, self.posenet, self.vertex_encoder, self.uv_encoder]
         if self.config.train_codec:
             mods.append(self.codec)
         if self.config.train_image_encoder:
@@ -225,7 +225,7 @@ class EgoPressDiff(nn.Module):
     def parameter_counts(self) -> dict[str, int]:
         """Parameters per component, the DC additions inside the U-Net, trainable and total."""
         counts = {name: (0 if m is None else sum(p.numel() for p in m.parameters()))
-                  for name, m in self._components().items()}
+                  for name, m in self.components().items()}
         blocks = self.denoiser.dc_blocks
         counts["unet_dc_added"] = (sum(p.numel() for b in blocks for p in b.attn_vtx.parameters())
                                    + sum(b.vtx_gate.numel() for b in blocks))
@@ -277,7 +277,7 @@ class EgoPressDiff(nn.Module):
             out["depth_latents"] = z.reshape(b, n, *z.shape[1:]).float()
         return out
 
-    def _prepare(self, batch: dict) -> dict:
+    def prepare_conditions(self, batch: dict) -> dict:
         """Everything the denoiser needs that does not change over sampling steps."""
         c = self.config
         needed = ["clip_embeds"] + (["depth_latents"] if c.cond_space == "image" and c.use_depth else [])
@@ -308,8 +308,8 @@ class EgoPressDiff(nn.Module):
             z = self.uv_encoder(uv.flatten(0, 1), (h, w))
             prep["cond_latents"] = z.reshape(b, n, *z.shape[1:])
             pose_in = uv
-        if self.denoiser.posenet is not None and pose_in is not None:
-            prep["pose_features"] = self.denoiser.pose_features(pose_in.to(device).float(), (h, w))
+        if self.posenet is not None and pose_in is not None:
+            prep["pose_features"] = self.posenet(pose_in.to(device).float().flatten(0, 1), latent_size=(h, w))
         tid = torch.tensor(c.added_time_ids, dtype=torch.float32, device=device)
         prep["added_time_ids"] = tid.unsqueeze(0).expand(b, -1)
         return prep
@@ -319,7 +319,7 @@ class EgoPressDiff(nn.Module):
         """D(x; sigma) for latents (B, N, C, h, w) and sigma (B,)."""
         b = x.shape[0]
         sigma = sigma.reshape(-1).expand(b).to(x.device, torch.float32)
-        c_skip, c_out, c_in, c_noise = self.precond.scalings(sigma)
+        c_skip, c_out, c_in, c_noise = self.scheduler.precondition(sigma)
         s = (-1, 1, 1, 1, 1)
         inp = torch.cat([x * c_in.view(s), prep["cond_latents"].to(x.dtype)], dim=2)
         f = self.denoiser(inp, c_noise, prep["image_tokens"], prep["added_time_ids"],
@@ -333,13 +333,12 @@ class EgoPressDiff(nn.Module):
         """
         z = batch["target_latents"] if "target_latents" in batch else self.encode_targets(batch)["target_latents"]
         z = z.float()
-        prep = self._prepare(batch)
-        e = self.config.edm
-        sigma = sample_sigmas(z.shape[0], e["p_mean"], e["p_std"], device=z.device)
+        prep = self.prepare_conditions(batch)
+        sigma = self.scheduler.sample_training_sigmas(z.shape[0], device=z.device)
         noise = torch.randn_like(z)
         den = self.denoise(z + sigma.view(-1, 1, 1, 1, 1) * noise, sigma, prep)
         mask = latent_mask(batch["uv_mask"].to(z.device), self.latent_size) if self.config.use_uv_mask_weight else None
-        return edm_loss(z, den, sigma, mask, self.precond, e["loss_weighting"])
+        return edm_loss(z, den, sigma, mask, self.scheduler.preconditioning, self.scheduler.config.loss_weighting)
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.training_loss(batch)
@@ -356,43 +355,19 @@ class EgoPressDiff(nn.Module):
             kpa = kpa * uv_mask.to(kpa.device).float().unsqueeze(1)
         return kpa
 
-    def initial_noise(self, batch_size: int, num_frames: int, seed: int, sample_index: int = 0,
-                      frame_ids=None, device=None) -> torch.Tensor:
-        """Unit noise (B, N, C, h, w): from one seeded generator, or per frame from (seed, sample, frame id)."""
-        shape = (self.latent_channels, *self.latent_size)
-        if frame_ids is None:
-            return seeded_noise((batch_size, num_frames, *shape), seed * 1_000_003 + sample_index, device)
-        frames = [seeded_noise(shape, (seed * 1_000_003 + sample_index) * 1_000_033 + int(f), device)
-                  for f in frame_ids]
-        return torch.stack(frames).unsqueeze(0).expand(batch_size, -1, -1, -1, -1).contiguous()
 
-    @torch.no_grad()
-    def predict(self, batch: dict, steps: int | None = None, seed: int = 0, num_samples: int = 1,
-                frame_ids=None, heun: bool | None = None) -> dict:
-        """Sample UV-pressure maps.
+def _load_component(module: nn.Module, directory: Path, name: str) -> None:
+    """Weights of one component: ``<name>/diffusion_pytorch_model.safetensors``, or the flat layout's
+    ``<name>.safetensors`` (where the U-Net file holds the diffusers U-Net inside our wrapper)."""
+    from safetensors.torch import load_model
 
-        Returns {"pressure_kpa": (B, N, 224, 224) float32} -- the mean over ``num_samples`` samples
-        -- plus "pressure_std_kpa" (their std) when ``num_samples > 1``. The same seed gives the
-        same result. ``frame_ids`` (N,) draws each frame's noise from (seed, sample, frame id).
-        """
-        steps = steps or self.config.sample_steps
-        e = self.config.edm
-        heun = (e["sampler"] == "heun") if heun is None else heun
-        prep = self._prepare(batch)
-        b, n = prep["image_tokens"].shape[:2]
-        device = prep["image_tokens"].device
-        sigmas = karras_sigmas(steps, e["sigma_min"], e["sigma_max"], e["rho"], device=device)
-        uv_mask = batch.get("uv_mask")
-        maps = []
-        for k in range(num_samples):
-            x = self.initial_noise(b, n, seed, k, frame_ids, device) * sigmas[0]
-            z = sample(lambda x_, s_: self.denoise(x_, s_, prep), x, sigmas, heun=heun)
-            maps.append(self.decode_to_kpa(z, uv_mask))
-        stack = torch.stack(maps)
-        mean = stack.mean(0).float()
-        if self.config.output_floor_kpa > 0:
-            mean = torch.where(mean < self.config.output_floor_kpa, torch.zeros_like(mean), mean)
-        out = {"pressure_kpa": mean}
-        if num_samples > 1:
-            out["pressure_std_kpa"] = stack.std(0, correction=0).float()
-        return out
+    path, target = directory / name / WEIGHTS_NAME, module
+    if not path.is_file() and (directory / f"{name}.safetensors").is_file():
+        path = directory / f"{name}.safetensors"
+        target = module.unet if name == "unet" else module
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {directory} lacks {name}/{WEIGHTS_NAME}")
+    try:
+        load_model(target, str(path), strict=True)
+    except Exception as e:  # safetensors raises several types on corrupt / mismatching files
+        raise CheckpointError(f"cannot load {path}: {' '.join(str(e).split())[:300]}") from e

@@ -10,10 +10,12 @@ import math
 
 import torch
 import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 
-class PoseNet(nn.Module):
+class PoseNet(ModelMixin, ConfigMixin):
     """(M, C_in, H, W) condition map -> (M, C_out, H/f, W/f) features at latent resolution.
 
     Args:
@@ -23,6 +25,7 @@ class PoseNet(nn.Module):
         channels: widths of the conv stages (the first stage keeps resolution).
     """
 
+    @register_to_config
     def __init__(self, in_channels: int, out_channels: int, downsample_factor: int, channels=(16, 32)):
         super().__init__()
         n_down = int(round(math.log2(downsample_factor)))

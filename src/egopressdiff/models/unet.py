@@ -18,24 +18,36 @@ from __future__ import annotations
 import contextlib
 
 import torch
-from torch import nn
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
 
 from egopressdiff.models.dc_spatial import FrameContext, swap_in_dc_spatial_blocks
 
 
-class ConditionedUNet(nn.Module):
-    """Wraps a ``UNetSpatioTemporalConditionModel`` (modified in place) and an optional PoseNet."""
+class ConditionedUNet(ModelMixin, ConfigMixin):
+    """diffusers' ``UNetSpatioTemporalConditionModel`` with DC spatial blocks and PoseNet injection.
 
-    def __init__(self, unet: nn.Module, posenet: nn.Module | None = None, calibrate: bool = True,
-                 eps: float = 1e-5):
+    ``unet_config`` holds the diffusers U-Net's constructor arguments; ``unet_model`` (not part of
+    the config) is an already built one (e.g. SVD's pretrained U-Net), modified in place.
+    """
+
+    ignore_for_config = ["unet_model"]
+    _supports_gradient_checkpointing = True
+
+    @register_to_config
+    def __init__(self, unet_config: dict | None = None, calibrate: bool = True, eps: float = 1e-5,
+                 unet_model=None):
         super().__init__()
-        self.unet = unet
-        self.posenet = posenet
+        if unet_model is None:
+            from diffusers import UNetSpatioTemporalConditionModel
+
+            unet_model = UNetSpatioTemporalConditionModel(**(unet_config or {}))
+        self.unet = unet_model
         self.context = FrameContext()
         # a plain list: the blocks are registered once, inside the U-Net
-        self.dc_blocks = swap_in_dc_spatial_blocks(unet, self.context, calibrate=calibrate, eps=eps)
+        self.dc_blocks = swap_in_dc_spatial_blocks(self.unet, self.context, calibrate=calibrate, eps=eps)
         self._pose_features: torch.Tensor | None = None
-        unet.conv_in.register_forward_hook(self._add_pose_features)
+        self.unet.conv_in.register_forward_hook(self._add_pose_features)
 
     def _add_pose_features(self, module, inputs, output):
         if self._pose_features is None:
@@ -50,13 +62,7 @@ class ConditionedUNet(nn.Module):
         finally:
             self._pose_features = old
 
-    def pose_features(self, cond: torch.Tensor, latent_size: tuple[int, int]) -> torch.Tensor | None:
-        """(B, N, C, H, W) condition maps -> (B*N, C0, h, w) PoseNet features (None without PoseNet)."""
-        if self.posenet is None:
-            return None
-        return self.posenet(cond.flatten(0, 1), latent_size=latent_size)
-
-    def enable_gradient_checkpointing(self) -> None:
+    def enable_gradient_checkpointing(self, gradient_checkpointing_func=None) -> None:
         """Diffusers' checkpointing, with the per-frame context passed as explicit checkpoint inputs.
 
         The recomputation runs during backward, after the forward's context was reset, so the
@@ -84,7 +90,7 @@ class ConditionedUNet(nn.Module):
             image_tokens: (B, N, T_img, D) per-frame image tokens.
             added_time_ids: (B, 3).
             vertex_tokens: (B, N, T_vtx, D) per-frame vertex tokens, or None (no vertex branch).
-            pose_features: (B*N, C0, h, w) from :meth:`pose_features`, or None.
+            pose_features: (B*N, C0, h, w) PoseNet features at latent resolution, or None.
         Returns:
             (B, N, C_out, h, w)
         """

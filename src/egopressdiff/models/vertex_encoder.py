@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 
@@ -30,9 +32,10 @@ class DepthwiseSeparableBlock(nn.Module):
         return x + self.act(self.pointwise(h)).transpose(1, 2)
 
 
-class VertexEncoder(nn.Module):
+class VertexEncoder(ModelMixin, ConfigMixin):
     """(B, N, V, 3) vertices (metres, any frame) -> (B, N, out_dim) tokens."""
 
+    @register_to_config
     def __init__(self, out_dim: int, point_channels=(64, 128, 256), temporal_blocks: int = 2,
                  kernel_size: int = 3, eps: float = 1e-6):
         super().__init__()

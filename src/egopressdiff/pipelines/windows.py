@@ -53,11 +53,12 @@ def blend_weights(bounds: list[tuple[int, int]]) -> list[np.ndarray]:
     return out
 
 
-def predict_windows(model, num_frames: int, load_window: Callable[[int, int], dict], window: int = 16,
-                    overlap: int = 4, steps: int = 8, seed: int = 0,
+def predict_windows(pipeline, num_frames: int, load_window: Callable[[int, int], dict], window: int = 16,
+                    overlap: int = 4, steps: int | None = None, seed: int = 0,
                     num_samples: int = 1) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
     """Yield ``(frame_index, mean_kpa (224, 224), std_kpa or None)`` for frames 0..num_frames-1 in order.
 
+    ``pipeline.sample(batch, ...)`` predicts one window (an EgoPressDiff or per-frame pipeline);
     ``load_window(start, stop)`` returns the batch (B = 1) of frames [start, stop). The std is
     the blend of the windows' per-frame sample std (None when ``num_samples == 1``).
     """
@@ -67,8 +68,8 @@ def predict_windows(model, num_frames: int, load_window: Callable[[int, int], di
     next_frame = 0
     for k, ((start, stop), w) in enumerate(zip(bounds, weights)):
         batch = load_window(start, stop)
-        out = model.predict(batch, steps=steps, seed=seed, num_samples=num_samples,
-                            frame_ids=torch.arange(start, stop))
+        out = pipeline.sample(batch, num_inference_steps=steps, seed=seed, num_samples=num_samples,
+                              frame_ids=torch.arange(start, stop))
         mean = out["pressure_kpa"][0].detach().cpu().double().numpy()
         std = out.get("pressure_std_kpa")
         std = None if std is None else std[0].detach().cpu().double().numpy()
