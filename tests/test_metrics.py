@@ -1,4 +1,4 @@
-"""Metrics on hand-made cases with known answers (DESIGN §4)."""
+"""Metrics on hand-made cases with known answers."""
 
 import json
 

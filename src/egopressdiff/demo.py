@@ -92,7 +92,7 @@ def run_demo(output, participants: int = 1, sequences: int = 4, frames: int = 40
         seed=seed, models=", ".join(n for _, n in methods), total=timings["total_s"])
     index = write_report(out, "egopressdiff demo", results, items, notes=notes)
     atomic_write_text(out / "timings.json", json.dumps({k: round(v, 2) for k, v in timings.items()}, indent=2))
-    log(f"report: {index}  ({timings['total_s']:.0f} s)")
+    log(f"report: {index.resolve()}  ({timings['total_s']:.0f} s)")
     return {"index": index, "results": results, "timings": timings}
 
 

@@ -7,7 +7,8 @@ per-frame IoUs). Also the per-frame total-force error in newtons (from the UV
 texel areas) and the false-contact rate on no-contact (hover) sequences.
 Reported overall, per sequence and per gesture family; --json writes them.
 
-A ground-truth frame without a prediction (or a misshapen prediction) is an error."""
+A ground-truth frame without a prediction (or a misshapen prediction) is an error, and so
+is a sequence without ground truth (no pressure.parquet: a recording without the pad)."""
 
 
 def add_arguments(p):

@@ -102,10 +102,11 @@ def _check_sequence(reader, participant: str, sequence: str) -> None:
     from egopressdiff.data import layout
 
     reader.validate_sequence(participant, sequence)
+    labelled = reader.has_pressure(participant, sequence)  # a recording without the pressure pad has none
     for frame in reader.frames(participant, sequence):
         f = int(frame)
         ann = reader.load_annotation(participant, sequence, f)
-        if ann.has_annotation:
+        if ann.has_annotation and labelled:
             reader.load_pressure(participant, sequence, f)
             reader.load_force(participant, sequence, f, required=False)
         for shard, load in ((layout.COLOR_SHARD, reader.load_rgb), (layout.DEPTH_SHARD, reader.load_depth),

@@ -40,5 +40,5 @@ def run(args) -> int:
     metrics = None if args.no_metrics else evaluate_folder(args.pred, args.data, progress=False)
     index = render_folder(args.pred, args.data, args.output, max_sequences=args.max_sequences,
                           max_frames=args.max_frames, metrics=metrics, progress=not args.no_progress)
-    print(f"report: {index}")
+    print(f"report: {index.resolve()}")
     return 0

@@ -145,10 +145,16 @@ class EgoPressureReader:
     """Reader of an EgoPressure-layout dataset root (real or synthetic).
 
     ``EgoPressureReader(root)``; then ``participants()``, ``sequences(p)``,
-    ``frames(p, s)``, ``annotated_frames(p, s)``, and per-frame loaders
-    ``load_rgb``, ``load_depth_raw``, ``load_depth`` (registered, metres),
-    ``load_mask``, ``load_annotation``, ``load_pressure`` (kPa UV map),
-    ``load_force`` (kPa grid), plus ``intrinsics``, ``atlas`` and ``hand_side``.
+    ``frames(p, s)``, ``annotated_frames(p, s)``, ``predictable_frames(p, s)``,
+    ``has_pressure(p, s)``, and per-frame loaders ``load_rgb``, ``load_depth_raw``,
+    ``load_depth`` (registered, metres), ``load_mask``, ``load_annotation``,
+    ``load_pressure`` (kPa UV map), ``load_force`` (kPa grid), plus ``intrinsics``,
+    ``atlas`` and ``hand_side``.
+
+    Pressure is optional: a recording made without the pressure pad has no
+    ``pressure.parquet`` (or only empty cells in it). Such a sequence can be
+    predicted (its frames are :meth:`predictable_frames`), but not evaluated or
+    trained on; :meth:`require_pressure` says so in one line.
     """
 
     def __init__(self, root, cache_row_groups: int = 32):
@@ -170,6 +176,7 @@ class EgoPressureReader:
         self._calib: dict = {}
         self._atlases: dict = {}
         self._side: dict = {}
+        self._pressure_frames: dict = {}
 
     def _check_pid(self) -> None:
         # a forked DataLoader worker must not share the parent's open files / caches
@@ -230,6 +237,56 @@ class EgoPressureReader:
     def shard_frames(self, participant: str, sequence: str, name: str) -> np.ndarray:
         """Frames present in one shard (a camera drops frames by leaving rows out)."""
         return self.shard(participant, sequence, name).frames.copy()
+
+    def predictable_frames(self, participant: str, sequence: str) -> np.ndarray:
+        """Frames a model can predict (sorted): a hand mesh, a colour and a depth image; no pressure needed."""
+        f = self.annotated_frames(participant, sequence)
+        for name in (layout.COLOR_SHARD, layout.DEPTH_SHARD):
+            f = np.intersect1d(f, self.shard_frames(participant, sequence, name))
+        return f
+
+    # -- ground truth (optional) -----------------------------------------------------------
+    def pressure_frames(self, participant: str, sequence: str) -> np.ndarray:
+        """Frames with a pressure map in ``pressure.parquet`` (sorted); empty when there is no such file.
+
+        A frame counts when its ``pressure_map_range`` is set: without it no map can be
+        turned into kPa. A damaged ``pressure.parquet`` is a DataError, never "no pressure".
+        """
+        self._check_pid()
+        key = (participant, sequence)
+        if key not in self._pressure_frames:
+            path = layout.shard_path(self.root, participant, sequence, layout.PRESSURE_SHARD)
+            frames = np.zeros(0, np.int64)
+            if path.exists():
+                sh = self.shard(participant, sequence, layout.PRESSURE_SHARD)
+                if "pressure_map_range" not in sh.columns:
+                    raise DataError("shard lacks column 'pressure_map_range'", path=sh.path, sequence=sequence)
+                t = self._read_columns(sh, [layout.FRAME_COLUMN, "pressure_map_range"])
+                fr = np.asarray(t.column(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+                valid = np.asarray(t.column(1).is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+                frames = np.sort(fr[valid])
+            self._pressure_frames[key] = frames
+        return self._pressure_frames[key].copy()
+
+    def has_pressure(self, participant: str, sequence: str) -> bool:
+        """Whether the sequence has ground truth: a pressure map on at least one annotated frame."""
+        return bool(np.isin(self.annotated_frames(participant, sequence),
+                            self.pressure_frames(participant, sequence)).any())
+
+    def require_pressure(self, participant: str, sequence: str, purpose: str = "evaluate against") -> None:
+        """A one-line DataError naming the sequence unless it :meth:`has_pressure`."""
+        if self.has_pressure(participant, sequence):
+            return
+        path = layout.shard_path(self.root, participant, sequence, layout.PRESSURE_SHARD)
+        hint = "; a recording without the pressure pad can be predicted, not scored"
+        if not path.exists():
+            what = "no pressure.parquet" + hint
+        elif len(self.annotated_frames(participant, sequence)) == 0:
+            what = "no annotated frame"
+        else:
+            what = "no pressure map on any annotated frame" + hint
+        raise DataError(f"no ground truth to {purpose}: {participant}/{sequence} has {what}", path=path,
+                        sequence=sequence)
 
     # -- calibration ----------------------------------------------------------------------
     def config(self, participant: str, sequence: str) -> dict:
@@ -406,8 +463,12 @@ class EgoPressureReader:
         return None if f is None else layout.counts_to_kpa(f)
 
     def load_frame(self, participant: str, sequence: str, frame: int) -> dict:
-        """Everything of one frame as a dict (images, registered depth, annotation, pressure)."""
+        """Everything of one frame as a dict (images, registered depth, annotation, pressure).
+
+        ``pressure_kpa`` and ``force_kpa`` are None when the sequence has no ground truth.
+        """
         ann = self.load_annotation(participant, sequence, frame)
+        labelled = self.has_pressure(participant, sequence)
         return {
             "rgb": self.load_rgb(participant, sequence, frame),
             "depth_raw": self.load_depth_raw(participant, sequence, frame),
@@ -418,8 +479,9 @@ class EgoPressureReader:
             "vertices_cam": ann.vertices_cam,
             "joints_world": ann.joints,
             "joints_cam": ann.joints_cam,
-            "pressure_kpa": self.load_pressure(participant, sequence, frame, required=ann.has_annotation),
-            "force_kpa": self.load_force(participant, sequence, frame, required=False),
+            "pressure_kpa": (self.load_pressure(participant, sequence, frame, required=ann.has_annotation)
+                             if labelled else None),
+            "force_kpa": self.load_force(participant, sequence, frame, required=False) if labelled else None,
             "hand_side": ann.hand_side,
             "intrinsics": self.intrinsics(participant, sequence),
         }
@@ -455,10 +517,16 @@ class EgoPressureReader:
         return self._atlases[key]
 
     def validate_sequence(self, participant: str, sequence: str) -> None:
-        """Cheap structural check: calibration files parse, all five shards open, frame columns are sane."""
+        """Cheap structural check: calibration files parse, the shards open, frame columns are sane.
+
+        ``pressure.parquet`` is checked when present; its absence is a recording without labels.
+        """
         self.intrinsics(participant, sequence)
         self.depth_calibration(participant, sequence)
         for name in layout.SHARDS:
+            if name == layout.PRESSURE_SHARD and not layout.shard_path(self.root, participant, sequence,
+                                                                       name).exists():
+                continue
             self.shard(participant, sequence, name)
 
     def pressure_summary(self, participant: str, sequence: str, full: bool = False) -> dict:
@@ -466,9 +534,16 @@ class EgoPressureReader:
 
         Fast path reads only ``frame``/``has_annotation`` and ``pressure_map_range``:
         a frame's peak pressure is range[1] counts (the map is normalised by its
-        maximum). ``full`` also reads the maps for the mean contact pressure.
+        maximum). ``full`` also reads the maps for the mean contact pressure. A sequence
+        without ground truth has ``has_pressure`` False and zero contact.
         """
         ann = self.annotated_frames(participant, sequence)
+        if not self.has_pressure(participant, sequence):
+            out = {"frames": int(len(self.frames(participant, sequence))), "annotated": int(len(ann)),
+                   "has_pressure": False, "contact_frames": 0, "max_kpa": 0.0, "mean_peak_kpa": 0.0}
+            if full:
+                out["mean_contact_kpa"] = 0.0
+            return out
         sh = self.shard(participant, sequence, layout.PRESSURE_SHARD)
         cols = [layout.FRAME_COLUMN, "pressure_map_range"] + (["pressure_map"] if full else [])
         t = self._read_columns(sh, cols)
@@ -501,6 +576,7 @@ class EgoPressureReader:
         out = {
             "frames": int(len(self.frames(participant, sequence))),
             "annotated": int(len(ann)),
+            "has_pressure": True,
             "contact_frames": int(contact.sum()),
             "max_kpa": float(peaks.max()) if len(peaks) else 0.0,
             "mean_peak_kpa": float(peaks[contact].mean()) if contact.any() else 0.0,

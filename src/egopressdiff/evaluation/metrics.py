@@ -1,4 +1,4 @@
-"""The field's pressure metrics (PressureVision / EgoPressure definitions, DESIGN §4).
+"""The field's pressure metrics, as PressureVision and EgoPressure define them.
 
 Everything is in kPa on 224x224 UV maps, and the prediction is multiplied by
 the UV mask before anything is measured.
@@ -109,7 +109,7 @@ class MetricAccumulator:
         m = np.asarray(mask, dtype=np.float64)
         if m.shape not in (p.shape[1:], p.shape):
             raise ValueError(f"mask shape {m.shape} does not match maps {p.shape}")
-        p = p * m  # the prediction is masked by the UV mask first (DESIGN §4)
+        p = p * m  # the prediction is masked by the UV mask first, as the field scores it
         t = p.shape[0]
         thr = self.contact_threshold
         cp = p > thr

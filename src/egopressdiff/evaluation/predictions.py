@@ -1,4 +1,4 @@
-"""The prediction file format (DESIGN §6): one ``.npz`` per sequence.
+"""The prediction file format: one ``.npz`` per sequence.
 
 ``<pred_root>/<participant>/<sequence>.npz`` holds
 

@@ -40,10 +40,18 @@ td.best{font-weight:bold}.notes{background:#f8f8f8;padding:8px 14px;border-left:
 
 
 def _rel(path, out_dir: Path) -> str:
-    p = Path(path)
-    if not p.is_absolute():
-        p = out_dir / p
-    return quote(Path(os.path.relpath(p, out_dir)).as_posix())
+    """``path`` as a link from ``out_dir/index.html``: relative to the page, '/'-separated, URL-quoted.
+
+    A relative ``path`` means what it means everywhere else in Python: relative to the
+    current directory. Both sides are made absolute before the link is computed, so it is
+    right whether ``out_dir`` is relative or absolute and whatever the working directory.
+    """
+    target, page_dir = Path(path).resolve(), Path(out_dir).resolve()
+    try:
+        rel = os.path.relpath(target, page_dir)
+    except ValueError:  # another drive (Windows): no relative link exists
+        return target.as_uri()
+    return quote(Path(rel).as_posix())
 
 
 def _fmt(v, key: str) -> str:
@@ -128,7 +136,8 @@ def write_report(out_dir, title: str, metrics_tables: Mapping[str, dict], items:
     :func:`~egopressdiff.evaluation.metrics.evaluate_predictions` (one comparison row
     each; per-gesture tables from their ``per_gesture``). ``items``: dicts with
     ``sequence`` and optionally ``method``, ``video``, ``hand_image``, ``image``,
-    ``thumbnail`` (paths, absolute or relative to ``out_dir``) and any other
+    ``thumbnail`` (paths, absolute or relative to the current directory; each is
+    linked relative to ``index.html``) and any other
     key/value shown as a caption. ``notes``: free text shown verbatim.
     """
     out_dir = Path(out_dir)

@@ -51,12 +51,13 @@ def sequences_to_evaluate(pred_root, reader, split: str | None = None) -> list[t
     return pairs
 
 
-def _items(pred_root, reader, pairs):
-    from egopressdiff.evaluation.predictions import (
-        check_prediction_complete,
-        prediction_path,
-        read_prediction,
-    )
+def check_evaluable(pred_root, reader, pairs) -> None:
+    """Fail before any work, in one line naming the sequence, unless every pair can be scored.
+
+    Each pair must be in the dataset, have a prediction file and have ground truth
+    (a recording without the pressure pad can be predicted but not evaluated).
+    """
+    from egopressdiff.evaluation.predictions import prediction_path
 
     for participant, sequence in pairs:
         path = prediction_path(pred_root, participant, sequence)
@@ -65,8 +66,20 @@ def _items(pred_root, reader, pairs):
                             path=path, sequence=sequence)
         if not path.is_file():
             raise DataError("no prediction for this ground-truth sequence", path=path, sequence=sequence)
-        pred = read_prediction(path)
-        gt_frames = reader.annotated_frames(participant, sequence)
+        reader.require_pressure(participant, sequence)
+
+
+def _items(pred_root, reader, pairs):
+    from egopressdiff.evaluation.predictions import (
+        check_prediction_complete,
+        prediction_path,
+        read_prediction,
+    )
+
+    for participant, sequence in pairs:
+        pred = read_prediction(prediction_path(pred_root, participant, sequence))
+        # the frames every method can predict (mesh, colour and depth); each must have ground truth
+        gt_frames = reader.predictable_frames(participant, sequence)
         rows = check_prediction_complete(pred, gt_frames)
         atlas = reader.atlas(participant, sequence)
         mask = atlas.mask(224)
@@ -88,4 +101,5 @@ def evaluate_folder(pred_root, data_root, split: str | None = None, progress: bo
 
     reader = EgoPressureReader(data_root)
     pairs = sequences_to_evaluate(pred_root, reader, split)
+    check_evaluable(pred_root, reader, pairs)
     return evaluate_predictions(_items(pred_root, reader, pairs), progress=progress)

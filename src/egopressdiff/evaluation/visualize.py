@@ -31,7 +31,8 @@ def render_sequence(reader, pred, participant: str, sequence: str, out_dir: Path
 
     check_safe_name(participant, "participant name")
     check_safe_name(sequence, "sequence name")
-    frames = reader.annotated_frames(participant, sequence)
+    reader.require_pressure(participant, sequence, "draw beside the prediction")
+    frames = reader.predictable_frames(participant, sequence)  # the frames predict and evaluate use
     if max_frames:
         frames = frames[:max_frames]
     rows = check_prediction_complete(pred, frames)
@@ -60,8 +61,9 @@ def render_sequence(reader, pred, participant: str, sequence: str, out_dir: Path
     hand_gt = render_pressure_on_hand(ann.vertices, atlas.faces, atlas, gt[peak], vmax=vmax)
     hand = np.concatenate([hand_pred, np.full((hand_pred.shape[0], 8, 3), 255, np.uint8), hand_gt], axis=1)
     hand_path = save_png(hand, seq_dir / f"{sequence}_hand.png")
-    return {"sequence": f"{participant}/{sequence}", "method": method, "video": str(video),
-            "hand_image": str(hand_path),
+    # absolute: the report links them relative to its own folder, whatever the working directory
+    return {"sequence": f"{participant}/{sequence}", "method": method, "video": str(video.resolve()),
+            "hand_image": str(hand_path.resolve()),
             "note": f"3D hand at frame {int(frames[peak])}: predicted (left) | ground truth (right); scale 0-{vmax:.0f} kPa"}
 
 
@@ -80,6 +82,8 @@ def render_folder(pred_root, data_root, output, max_sequences: int | None = None
     pairs = sequences_to_evaluate(pred_root, reader)
     if max_sequences:
         pairs = pairs[:max_sequences]
+    for p, s in pairs:  # before drawing anything
+        reader.require_pressure(p, s, "draw beside the prediction")
     items = []
     for p, s in tqdm(pairs, desc="render", unit="seq", disable=not progress):
         pred = read_prediction(prediction_path(pred_root, p, s))

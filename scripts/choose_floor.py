@@ -1,7 +1,7 @@
 """Choose EgoPressDiff's `output_floor_kpa` on the VALIDATION participants.
 
     egopressdiff predict --checkpoint RUN --data DATA --output PRED_VAL --split val   (floor 0)
-    python benchmarks/choose_floor.py PRED_VAL DATA [--floors 0 0.5 1 1.5 2 3 4]
+    python scripts/choose_floor.py PRED_VAL DATA [--floors 0 0.5 1 1.5 2 3 4]
 
 Applies each floor to the saved (unfloored) predictions and prints the metrics; the floor with
 the best Volumetric IoU is the one to put in the shipped model's config. The test split is never

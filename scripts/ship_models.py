@@ -1,9 +1,9 @@
 """Copy trained benchmark runs into the package as the shipped models, with a model card.
 
-    python benchmarks/ship_models.py WORKDIR [FLOOR_KPA [STEPS]]   (WORKDIR as in reproduce_results.sh)
+    python scripts/ship_models.py WORKDIR [FLOOR_KPA [STEPS]]   (WORKDIR as in reproduce_results.sh)
 
 FLOOR_KPA: EgoPressDiff's output_floor_kpa, chosen on the validation split with
-benchmarks/choose_floor.py (reproduce_results.sh writes it to WORKDIR/floor.txt; default 0 = off).
+scripts/choose_floor.py (reproduce_results.sh writes it to WORKDIR/floor.txt; default 0 = off).
 STEPS: EgoPressDiff's default sampling steps (`sample_steps`; default: keep the run's).
 Env: CONFIGS (the config folder the runs were trained with, default configs/benchmark; the GPU
 budget is configs/benchmark-gpu), MACHINE (where they were trained, for the model card).

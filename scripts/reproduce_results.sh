@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce the README's results table on the synthetic benchmark (CPU, or a GPU with CONFIGS=configs/benchmark-gpu; see README "Results").
-#   bash benchmarks/reproduce_results.sh [WORKDIR]        (default ./bench-work)
+#   bash scripts/reproduce_results.sh [WORKDIR]        (default ./bench-work)
 # Steps: synth the benchmark -> train the three shipped models -> choose EgoPressDiff's output
 # floor on the VALIDATION participant -> predict the test participants -> evaluate -> table.
 # Env: STEPS (EgoPressDiff sampling steps, default 4: the shipped default, chosen on validation), FLOOR (skip the validation choice),
@@ -8,7 +8,7 @@
 # CONFIGS (training configs, default configs/benchmark = the 2-core CPU budget; configs/benchmark-gpu is the
 # larger budget the shipped models were trained with on a GPU), IMAGE (1, the default: also train and
 # evaluate the paper-faithful image-space variants: $CONFIGS/egopressdiff-image.yaml and baseline-*-image.yaml; 0 skips them).
-# Ship the result with: python benchmarks/ship_models.py WORKDIR "$(cat WORKDIR/floor.txt)" 4
+# Ship the result with: python scripts/ship_models.py WORKDIR "$(cat WORKDIR/floor.txt)" 4
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-bench-work}
@@ -31,7 +31,7 @@ done
 # EgoPressDiff's output floor: the best validation Volumetric IoU over a few floors (never the test set)
 choose_floor() {  # run name, file for the chosen floor
   $EPD predict --checkpoint "$W/runs/$1" --data "$W/data" --output "$W/pred/$1-val" --split val --steps "$STEPS" --floor 0
-  $PY benchmarks/choose_floor.py "$W/pred/$1-val" "$W/data" --best-to "$2"
+  $PY scripts/choose_floor.py "$W/pred/$1-val" "$W/data" --best-to "$2"
 }
 if [ -z "${FLOOR:-}" ]; then
   choose_floor egopressdiff-uv "$W/floor.txt"
@@ -54,4 +54,4 @@ if [ "$IMAGE" = 1 ]; then  # its own floor, chosen on validation the same way
   run_one baseline-cls-image "$W/runs/baseline-cls-image"
   run_one baseline-reg-image "$W/runs/baseline-reg-image"
 fi
-$PY benchmarks/results_table.py "$W"/metrics/*.json
+$PY scripts/results_table.py "$W"/metrics/*.json

@@ -2,7 +2,7 @@
 # The ablation table of the README (issue 5): EgoPressDiff-tiny (UV conditioning) with one component
 # switched off at a time, trained with exactly the shipped model's config and budget
 # (configs/benchmark/egopressdiff-uv.yaml, 2,500 steps), evaluated on the test participants.
-#   bash benchmarks/run_ablations.sh WORKDIR [NAME ...]
+#   bash scripts/run_ablations.sh WORKDIR [NAME ...]
 # WORKDIR is reproduce_results.sh's: WORKDIR/data, and WORKDIR/runs/egopressdiff-uv is the "full" model.
 # NAMEs (default: all): full no-depth no-vertices no-dc no-posenet no-uv-mask-weight.
 # Env: CONFIGS (default configs/benchmark, the CPU budget; configs/benchmark-gpu for the GPU budget), STEPS (sampling steps, 4 as the shipped model), FLOOR (kPa; default the shipped model's, chosen on validation),
@@ -43,4 +43,4 @@ for name in "${names[@]}"; do
     --split test --steps "$STEPS" --floor "$FLOOR" --no-progress
   $EPD evaluate --pred "$W/ablations/pred/$name" --data "$W/data" --json "$W/ablations/metrics/$name.json"
 done
-[ "${TRAIN_ONLY:-0}" = 1 ] || .venv/bin/python benchmarks/results_table.py "$W"/ablations/metrics/*.json
+[ "${TRAIN_ONLY:-0}" = 1 ] || .venv/bin/python scripts/results_table.py "$W"/ablations/metrics/*.json

@@ -1,6 +1,6 @@
 """Print the README results table (Markdown) from `egopressdiff evaluate --json` files.
 
-    python benchmarks/results_table.py metrics/*.json
+    python scripts/results_table.py metrics/*.json
 """
 
 from __future__ import annotations
