@@ -113,7 +113,7 @@ def predict_dataset(model, data_root, output, pairs=None, split="test", options:
         if dest.exists() and not options.overwrite:
             report.skipped.append(f"{participant}/{sequence}")
             continue
-        frames = reader.annotated_frames(participant, sequence)
+        frames = reader.predictable_frames(participant, sequence)  # annotated, with colour and depth
         if len(frames) == 0:
             raise DataError("sequence has no annotated frames to predict", sequence=sequence)
 
