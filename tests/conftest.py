@@ -8,6 +8,9 @@
   unannotated, missing and dropped frames.
 * ``fake_root``: a session dataset of 3 participants made with ``make_sequence``.
 * ``synth_root``: a small dataset from the synthetic generator.
+
+Importing this file registers the test-only toy model (tests/toy_model.py): model_type
+``toy``, ``data.source: toy`` and the run preset ``toy``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import toy_model
 from egopressdiff.data import layout
+
+toy_model.register()
 
 GRID_ROWS, GRID_COLS = 26, 30  # 780 grid points; the first 778 are the "hand"
 IMAGE_W, IMAGE_H = 64, 48

@@ -126,7 +126,7 @@ def test_refusals(data_copy):
         check_cacheable(model, {"source": "egopressure", "augment": True})
     with pytest.raises(ConfigError, match="frozen"):
         check_cacheable(_model(train_image_encoder=True))
-    from egopressdiff.training.toy import ToyModel
+    from toy_model import ToyModel
 
     with pytest.raises(ConfigError, match="no frozen encoders"):
         check_cacheable(ToyModel.from_config("toy"))

@@ -13,7 +13,7 @@ import torch
 from egopressdiff.errors import CheckpointError
 from egopressdiff.training import checkpoint as ckpt
 from egopressdiff.training.registry import build_model, load_model, read_model_type
-from egopressdiff.training.toy import ToyModel
+from toy_model import ToyModel
 
 
 def _optimizer_state():

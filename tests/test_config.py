@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 import yaml
 
 from egopressdiff.config import (
@@ -41,6 +42,7 @@ def test_presets_build_their_models():
 def test_svd_preset_is_the_papers_size():
     t = load_run_config("svd")["train"]
     assert t["lr"] == 1e-5 and t["batch_size"] == 2 and t["mixed_precision"] == "bf16"
+    assert t["gradient_checkpointing"] is True
 
 
 def test_overrides_parse_values_with_yaml():
@@ -138,3 +140,48 @@ def test_data_options_merge_with_model_requirements():
     assert resolve_data_options(load_run_config("toy", ["data.crop_size=8"]), need)["crop_size"] == 8
     with pytest.raises(ConfigError, match=r"data\.crop_size=16"):
         resolve_data_options(load_run_config("toy", ["data.crop_size=16"]), need)
+
+
+def test_the_package_alone_knows_no_toy_and_reads_old_run_configs(tmp_path):
+    """The toy model is the tests' (conftest registers it): a fresh process without it refuses
+    model_type/data.source/preset toy, and reads an old RUN/config.yaml that still carries the
+    retired data.toy_size."""
+    import subprocess
+    import sys
+
+    old = load_run_config("tiny")
+    old["data"]["toy_size"] = 24  # what every config.yaml of older versions holds
+    save_run_config(old, tmp_path / "config.yaml")
+    code = f"""
+from egopressdiff.config import PRESETS, load_run_config
+from egopressdiff.errors import ConfigError
+from egopressdiff.training import registry
+assert "toy" not in registry.model_types() and "toy" not in registry.data_sources() and "toy" not in PRESETS
+for bad in (["model.model_type=toy"], ["data.source=toy"]):
+    try:
+        load_run_config("tiny", bad)
+    except ConfigError:
+        pass
+    else:
+        raise SystemExit("accepted " + bad[0])
+cfg = load_run_config({str(tmp_path / "config.yaml")!r})
+assert "toy_size" not in cfg["data"]
+print("ok")
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
+
+
+def test_registered_sources_bring_their_options():
+    cfg = load_run_config("toy", ["data.toy_size=6"])
+    assert cfg["data"]["toy_size"] == 6
+    with pytest.raises(ConfigError, match="data.toy_size"):
+        load_run_config("toy", ["data.toy_size=many"])
+    from egopressdiff.training.registry import register_model_class
+    from toy_model import ToyModel
+
+    register_model_class("toy", ToyModel)  # the same class again: fine
+    with pytest.raises(ConfigError, match="already registered"):
+        register_model_class("egopressdiff", ToyModel)
+    with pytest.raises(ConfigError, match="already registered"):
+        register_model_class("toy", torch.nn.Linear)

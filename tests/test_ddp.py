@@ -11,19 +11,23 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+# the console entry point with the toy model registered and a callback dumping every rank's weights
+LAUNCHER = str(Path(__file__).with_name("train_launcher.py"))
+
 
 def test_two_process_torchrun_keeps_ranks_identical(tmp_path):
     run, dump = tmp_path / "run", tmp_path / "ranks"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "egopressdiff", "train", "--config", "toy", "--output", str(run), "--max-steps", "6",
+           LAUNCHER, "--rank-weights", str(dump), "train", "--config", "toy", "--output", str(run), "--max-steps", "6",
            "--no-progress", "--set", "train.checkpoint_every=3", "--set", "train.val_every=3",
            "--set", "train.grad_accum=2", "--set", "data.toy_size=12"]
-    env = dict(os.environ, OMP_NUM_THREADS="1", EGOPRESSDIFF_TEST_RANK_WEIGHTS=str(dump))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert res.returncode == 0, res.stderr[-3000:]
     w0, w1 = load_file(str(dump / "rank-0.safetensors")), load_file(str(dump / "rank-1.safetensors"))
@@ -49,9 +53,10 @@ def test_two_process_torchrun_tiny_egopressdiff(tmp_path, fake_root):
     sets = ["model.clip_length=2", "model.crop_size=32", "data.stride=4", "train.batch_size=1",
             "train.checkpoint_every=2", "train.val_every=0"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "egopressdiff", "train", "--config", "tiny", "--data", str(fake_root), "--output", str(run),
+           LAUNCHER, "--rank-weights", str(dump), "train", "--config", "tiny", "--data", str(fake_root),
+           "--output", str(run),
            "--max-steps", "2", "--no-progress", *[a for s in sets for a in ("--set", s)]]
-    env = dict(os.environ, OMP_NUM_THREADS="1", EGOPRESSDIFF_TEST_RANK_WEIGHTS=str(dump))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     w0, w1 = load_file(str(dump / "rank-0.safetensors")), load_file(str(dump / "rank-1.safetensors"))

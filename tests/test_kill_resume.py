@@ -1,5 +1,8 @@
-"""Real crashes: SIGKILL a `python -m egopressdiff train` process (also while it writes a checkpoint),
-SIGTERM/SIGINT it, then resume -- the result equals an uninterrupted run (CPU, fixed seed)."""
+"""Real crashes: SIGKILL an `egopressdiff train` process (also while it writes a checkpoint),
+SIGTERM/SIGINT it, then resume -- the result equals an uninterrupted run (CPU, fixed seed).
+
+The processes run tests/train_launcher.py: the console entry point with the toy model
+registered and the slowing callbacks of tests/train_callbacks.py injected."""
 
 from __future__ import annotations
 
@@ -17,22 +20,23 @@ import pytest
 from egopressdiff.training.checkpoint import list_checkpoints
 from egopressdiff.training.loop import train
 from toy_training import assert_same_weights, model_weights, toy_config
+from train_callbacks import StepSleep
+
+LAUNCHER = Path(__file__).with_name("train_launcher.py")
 
 SETS = ["train.checkpoint_every=3", "train.keep_checkpoints=10", "train.grad_accum=2", "data.toy_size=10",
         "train.val_every=0"]
 STEPS = 15
 
 
-def _cmd(run: Path, *extra: str) -> list[str]:
+def _cmd(run: Path, *extra: str, test_options: tuple = ()) -> list[str]:
     sets = [a for s in SETS for a in ("--set", s)]
-    return [sys.executable, "-m", "egopressdiff", "train", "--config", "toy", "--output", str(run),
-            "--max-steps", str(STEPS), "--no-progress", *sets, *extra]
+    return [sys.executable, str(LAUNCHER), *map(str, test_options), "train", "--config", "toy",
+            "--output", str(run), "--max-steps", str(STEPS), "--no-progress", *sets, *extra]
 
 
-def _env(**kw) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    env.update({k: str(v) for k, v in kw.items()})
-    return env
+def _env() -> dict:
+    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 
 
 def _wait_for(cond, proc, timeout=60.0):
@@ -65,7 +69,7 @@ def _resume(run: Path) -> None:
 def test_sigkill_between_and_during_checkpoints(tmp_path, reference):
     # 1) killed between steps, after at least one complete checkpoint
     run = tmp_path / "run"
-    proc = subprocess.Popen(_cmd(run), env=_env(EGOPRESSDIFF_TEST_STEP_SLEEP=0.15), stderr=subprocess.PIPE,
+    proc = subprocess.Popen(_cmd(run, test_options=("--step-sleep", 0.15)), env=_env(), stderr=subprocess.PIPE,
                             text=True)
     _wait_for(lambda: len(_steps(run)) >= 1, proc)
     proc.send_signal(signal.SIGKILL)
@@ -75,9 +79,8 @@ def test_sigkill_between_and_during_checkpoints(tmp_path, reference):
 
     # 2) resumed, then killed while writing the checkpoint of step >= 9 (paused half-way through it)
     marker = tmp_path / "saving"
-    proc = subprocess.Popen(_cmd(run, "--resume"), stderr=subprocess.PIPE, text=True,
-                            env=_env(EGOPRESSDIFF_TEST_SAVE_PAUSE=60, EGOPRESSDIFF_TEST_SAVE_PAUSE_FROM=9,
-                                     EGOPRESSDIFF_TEST_SAVE_MARKER=marker))
+    pause = ("--save-pause", 60, "--save-pause-from", 9, "--save-marker", marker)
+    proc = subprocess.Popen(_cmd(run, "--resume", test_options=pause), stderr=subprocess.PIPE, text=True, env=_env())
     _wait_for(marker.exists, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -106,7 +109,7 @@ def _check_stopped_run(run: Path, sig_name: str) -> None:
 
 def test_sigterm_saves_checkpoint_and_exits_143(tmp_path, reference):
     run = tmp_path / "run"
-    proc = subprocess.Popen(_cmd(run), env=_env(EGOPRESSDIFF_TEST_STEP_SLEEP=0.15), stderr=subprocess.PIPE,
+    proc = subprocess.Popen(_cmd(run, test_options=("--step-sleep", 0.15)), env=_env(), stderr=subprocess.PIPE,
                             text=True)
     _wait_for(lambda: len(_steps(run)) >= 1, proc)
     proc.send_signal(signal.SIGTERM)
@@ -118,9 +121,8 @@ def test_sigterm_saves_checkpoint_and_exits_143(tmp_path, reference):
     assert_same_weights(reference, model_weights(run / "model"))
 
 
-def test_sigint_in_process_stops_with_130(tmp_path, reference, monkeypatch):
+def test_sigint_in_process_stops_with_130(tmp_path, reference):
     run = tmp_path / "run"
-    monkeypatch.setenv("EGOPRESSDIFF_TEST_STEP_SLEEP", "0.1")
 
     def interrupt_when_checkpointed():
         t0 = time.time()
@@ -130,10 +132,9 @@ def test_sigint_in_process_stops_with_130(tmp_path, reference, monkeypatch):
 
     thread = threading.Thread(target=interrupt_when_checkpointed, daemon=True)
     thread.start()
-    summary = train(toy_config(*SETS), None, run, max_steps=STEPS, progress=False)
+    summary = train(toy_config(*SETS), None, run, max_steps=STEPS, progress=False, callbacks=[StepSleep(0.1)])
     thread.join()
     assert summary["exit_code"] == 130
     _check_stopped_run(run, "SIGINT")
-    monkeypatch.delenv("EGOPRESSDIFF_TEST_STEP_SLEEP")
     train(toy_config(*SETS), None, run, resume=True, max_steps=STEPS, progress=False)
     assert_same_weights(reference, model_weights(run / "model"))

@@ -11,6 +11,7 @@ import torch
 
 from egopressdiff.cli.main import main as cli
 from egopressdiff.errors import ConfigError
+from egopressdiff.training.callbacks import TrainerCallback
 from egopressdiff.training.checkpoint import list_checkpoints
 from egopressdiff.training.loop import lr_factor, train
 from toy_training import assert_same_weights, crash_copy, model_weights, toy_config
@@ -52,7 +53,7 @@ def test_ema_is_what_run_model_holds(straight):
 
 def test_frozen_part_never_changes(straight, tmp_path):
     run, _ = straight
-    from egopressdiff.training.toy import ToyModel
+    from toy_model import ToyModel
 
     torch.manual_seed(0)  # the loop seeds with train.seed=0 before building the model
     init = ToyModel.from_config("toy").state_dict()
@@ -176,7 +177,7 @@ def test_resume_refuses_a_checkpoint_of_another_model_type(tmp_path):
 
 
 def test_ema_decay_warms_up_and_its_count_is_checkpointed():
-    from egopressdiff.training.loop import EMA
+    from egopressdiff.training.ema import EMA
 
     p = torch.nn.Parameter(torch.zeros(3))
     ema = EMA([p], 0.999)
@@ -194,3 +195,87 @@ def test_ema_decay_warms_up_and_its_count_is_checkpointed():
     old = {k: v for k, v in state.items() if k != "updates"}  # a checkpoint from before the warm-up
     other.load_state_dict(old)
     assert other.current_decay() == 0.999
+
+
+class Recorder(TrainerCallback):
+    """Records what a run's hooks saw."""
+
+    def __init__(self):
+        self.events = []
+
+    def on_train_begin(self, trainer):
+        self.events.append(("begin", trainer.global_step))
+
+    def on_step_end(self, trainer):
+        self.events.append(("step", trainer.global_step))
+
+    def on_checkpoint_written(self, trainer, folder):
+        assert not (folder / "complete").exists() and (folder / "state.json").is_file()
+        (folder / "note.txt").write_text(str(trainer.global_step))  # becomes part of the checkpoint
+        self.events.append(("checkpoint", folder.name))
+
+    def on_train_end(self, trainer, summary):
+        self.events.append(("end", summary["steps"], (trainer.run / "train_summary.json").is_file()))
+
+
+def test_callbacks_see_every_step_checkpoint_and_the_end(tmp_path):
+    rec = Recorder()
+    run = tmp_path / "run"
+    train(toy_config("train.checkpoint_every=2"), None, run, max_steps=3, progress=False, callbacks=[rec])
+    assert rec.events == [("begin", 0), ("step", 1), ("step", 2), ("checkpoint", ".step-000002.tmp"),
+                          ("step", 3), ("checkpoint", ".step-000003.tmp"), ("end", 3, True)]
+    assert (run / "checkpoints" / "step-000002" / "note.txt").read_text() == "2"
+    rec2 = Recorder()
+    train(toy_config("train.checkpoint_every=2"), None, run, resume=True, max_steps=4, progress=False,
+          callbacks=[rec2])
+    assert rec2.events[:2] == [("begin", 3), ("step", 4)]
+
+
+def test_gradient_checkpointing_is_switched_on_from_the_run_config(fake_root, tmp_path):
+    """train.gradient_checkpointing (on in the svd preset) turns on the U-Net's checkpointing; the model
+    config no longer carries it."""
+    pytest.importorskip("egopressdiff.models")
+    from egopressdiff.config import load_run_config
+
+    class Probe(TrainerCallback):
+        def on_train_begin(self, trainer):
+            self.on = trainer.model.denoiser.unet.is_gradient_checkpointing
+
+    sets = ["model.clip_length=2", "model.crop_size=32", "data.stride=4", "train.batch_size=1",
+            "train.checkpoint_every=10", "train.val_every=0"]
+    seen = {}
+    for flag in (True, False):
+        probe = Probe()
+        cfg = load_run_config("tiny", sets + [f"train.gradient_checkpointing={str(flag).lower()}"])
+        s = train(cfg, fake_root, tmp_path / str(flag), max_steps=1, progress=False, callbacks=[probe])
+        seen[flag] = probe.on
+        assert math.isfinite(s["last_losses"][-1][1])  # the checkpointed backward ran
+    assert seen == {True: True, False: False}
+    saved = json.loads((tmp_path / "True" / "model" / "config.json").read_text())
+    assert "training" not in saved and "gradient_checkpointing" not in json.dumps(saved)
+
+
+def test_enable_gradient_checkpointing_skips_modules_that_do_not_support_it():
+    from egopressdiff.training.accel import enable_gradient_checkpointing
+
+    class Switchable(torch.nn.Linear):
+        _supports_gradient_checkpointing = True
+        on = False
+
+        def enable_gradient_checkpointing(self):
+            self.on = True
+
+    class Unsupported(torch.nn.Module):  # like a diffusers ModelMixin without support: the method raises
+        _supports_gradient_checkpointing = False
+
+        def __init__(self):
+            super().__init__()
+            self.trained, self.frozen = Switchable(2, 2), Switchable(2, 2)
+
+        def enable_gradient_checkpointing(self):
+            raise ValueError("not supported")
+
+    model = Unsupported()
+    assert enable_gradient_checkpointing(model, {id(p) for p in model.trained.parameters()})
+    assert model.trained.on and not model.frozen.on  # only the part holding trainable weights
+    assert not enable_gradient_checkpointing(torch.nn.Linear(2, 2), set())

@@ -2,18 +2,22 @@
 
 A run config is a nested dict with three sections:
 
-* ``model`` -- ``model_type`` (``egopressdiff`` | ``perframe_baseline`` | ``toy``) plus either a
-  model ``preset`` name, model config fields, or both (fields override the preset's). The
-  model class validates its own fields when it is built.
-* ``data`` -- how clips are cut (see :data:`DATA_SCHEMA`). Clip geometry left at ``null`` is
-  taken from the model's ``data_requirements()``; a value that contradicts it is an error.
+* ``model`` -- ``model_type`` (``egopressdiff`` | ``perframe_baseline``, or a type added with
+  :func:`egopressdiff.training.registry.register_model_class`) plus either a model ``preset``
+  name, model config fields, or both (fields override the preset's). The model class
+  validates its own fields when it is built.
+* ``data`` -- how clips are cut (see :data:`DATA_SCHEMA`; a data source added with
+  :func:`egopressdiff.training.registry.register_data_source` may bring keys of its own).
+  Clip geometry left at ``null`` is taken from the model's ``data_requirements()``; a value
+  that contradicts it is an error.
 * ``train`` -- optimisation, checkpointing and logging (see :data:`TRAIN_SCHEMA`).
 
 ``load_run_config(name_or_path, overrides)`` resolves a preset name or a YAML file (loaded
 with ``yaml.safe_load`` only), applies ``key.sub=value`` overrides (values parsed with
 ``yaml.safe_load``), fills defaults and checks every key and type: an unknown key or a wrong
 type is a :class:`~egopressdiff.errors.ConfigError` naming the key and the expected type.
-A YAML file may start from a preset with a top-level ``base: <preset>``.
+A YAML file may start from a preset with a top-level ``base: <preset>``; :func:`register_preset`
+adds presets.
 """
 
 from __future__ import annotations
@@ -28,10 +32,8 @@ import yaml
 from egopressdiff.errors import ConfigError
 from egopressdiff.fsutil import atomic_write_text
 
-MODEL_TYPES = ("egopressdiff", "perframe_baseline", "toy")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 LR_SCHEDULES = ("constant", "linear", "cosine")
-DATA_SOURCES = ("egopressure", "toy")
 
 # key -> (expected type(s), default, allowed values or None). ``None`` in the types means
 # the key may be null. ``float`` keys also accept ints, and strings such as "1e-4" (YAML 1.1,
@@ -42,7 +44,7 @@ _BOOL = (bool,)
 _STR = (str,)
 
 DATA_SCHEMA: dict[str, tuple] = {
-    "source": (_STR, "egopressure", DATA_SOURCES),
+    "source": (_STR, "egopressure", None),  # checked against the registry's data sources
     "clip_length": (_INT + (None,), None, None),
     "stride": (_INT, 8, None),
     "crop_size": (_INT + (None,), None, None),
@@ -55,9 +57,10 @@ DATA_SCHEMA: dict[str, tuple] = {
     "cache_in_memory": (_BOOL, False, None),
     "train_split": (_STR, "train", None),
     "val_split": (_STR, "val", None),
-    # only for source "toy": number of clips of the in-memory toy dataset
-    "toy_size": (_INT, 24, None),
 }
+# keys that older versions wrote into every RUN/config.yaml and that mean nothing now:
+# dropped on load, so that those runs still resume
+RETIRED_KEYS = {"data": ("toy_size",)}
 
 TRAIN_SCHEMA: dict[str, tuple] = {
     "seed": (_INT, 0, None),
@@ -89,7 +92,6 @@ TRAIN_SCHEMA: dict[str, tuple] = {
     "cache_dir": (_STR + (None,), None, None),  # null = RUN/cache
 }
 
-SCHEMAS = {"data": DATA_SCHEMA, "train": TRAIN_SCHEMA}
 SECTIONS = ("model", "data", "train")
 
 _TINY_TRAIN = {"lr": 1e-3, "batch_size": 2, "max_steps": 2000, "checkpoint_every": 100, "val_every": 100,
@@ -103,21 +105,14 @@ _BASELINE_FULL_TRAIN = dict(_FULL_TRAIN, lr=1e-4, batch_size=8, warmup_steps=200
 PRESETS: dict[str, dict[str, Any]] = {
     # CPU-sized (the model's own tiny preset; lr/batch as its config recommends); tests and the demo.
     "tiny": {"model": {"model_type": "egopressdiff", "preset": "tiny"}, "data": {}, "train": dict(_TINY_TRAIN)},
-    # tiny with the conditioning unwrapped into UV space (DESIGN §3 "Conditioning space")
+    # tiny with the conditioning unwrapped into UV space
     "tiny-uv": {"model": {"model_type": "egopressdiff", "preset": "tiny", "cond_space": "uv"}, "data": {},
                 "train": dict(_TINY_TRAIN)},
     # The paper's size: SVD-XT U-Net, 16 frames, lr 1e-5, batch 2 per GPU, bf16.
     "svd": {"model": {"model_type": "egopressdiff", "preset": "svd"}, "data": {"num_workers": 4},
             "train": dict(_FULL_TRAIN)},
-    # A few-hundred-parameter model on an in-memory dataset: exercises the training loop in tests.
-    "toy": {
-        "model": {"model_type": "toy", "preset": "toy"},
-        "data": {"source": "toy"},
-        "train": {"lr": 1e-2, "batch_size": 2, "max_steps": 20, "checkpoint_every": 5, "val_every": 10,
-                  "val_batches": 2, "log_every": 5},
-    },
 }
-# the per-frame baselines (DESIGN §5), tiny and full-size, image- or UV-space conditioning
+# the per-frame baselines, tiny and full-size, image- or UV-space conditioning
 for _kind in ("cls", "reg"):
     for _suffix, _train, _data in (("-tiny", _BASELINE_TINY_TRAIN, {}), ("-tiny-uv", _BASELINE_TINY_TRAIN, {}),
                                    ("", _BASELINE_FULL_TRAIN, {"num_workers": 4})):
@@ -174,11 +169,24 @@ def _check_ranges(cfg: dict) -> None:
     for k in ("adam_beta1", "adam_beta2"):
         if not 0.0 <= t[k] < 1.0:
             raise ConfigError(f"config key train.{k} must be in [0, 1), got {t[k]!r}")
-    for k in ("clip_length", "crop_size", "uv_cond_size", "uv_size", "stride", "toy_size"):
+    for k in ("clip_length", "crop_size", "uv_cond_size", "uv_size", "stride"):
         if d[k] is not None and d[k] <= 0:
             raise ConfigError(f"config key data.{k} must be > 0, got {d[k]!r}")
     if d["num_workers"] < 0:
         raise ConfigError(f"config key data.num_workers must be >= 0, got {d['num_workers']!r}")
+
+
+def _registered_data_options() -> dict[str, tuple]:
+    """Schema entries of the data options that registered data sources bring (typed by their defaults)."""
+    from egopressdiff.training.registry import data_source_options
+
+    types = {bool: _BOOL, int: _INT, float: _FLOAT, str: _STR}
+    out = {}
+    for key, default in data_source_options().items():
+        if type(default) not in types:
+            raise ConfigError(f"data option {key}: a default must be a boolean, integer, number or string")
+        out[key] = (types[type(default)], default, None)
+    return out
 
 
 def validate_run_config(raw: dict, source: str = "config") -> dict:
@@ -195,16 +203,21 @@ def validate_run_config(raw: dict, source: str = "config") -> dict:
     for k in model:
         if not isinstance(k, str):
             raise ConfigError(f"{source}: config key model.{k!r} must be a string")
+    from egopressdiff.training import registry
+
     mt = model.get("model_type")
-    if mt not in MODEL_TYPES:
-        raise ConfigError(f"{source}: config key model.model_type must be one of {', '.join(MODEL_TYPES)}, got {mt!r}")
+    if mt not in registry.model_types():
+        raise ConfigError(f"{source}: config key model.model_type must be one of "
+                          f"{', '.join(registry.model_types())}, got {mt!r}")
     if "preset" in model and not isinstance(model["preset"], str):
         raise ConfigError(f"{source}: config key model.preset must be a string, got {model['preset']!r}")
     out["model"] = copy.deepcopy(model)
-    for section, schema in SCHEMAS.items():
+    schemas = {"data": {**DATA_SCHEMA, **_registered_data_options()}, "train": TRAIN_SCHEMA}
+    for section, schema in schemas.items():
         given = raw.get(section) or {}
         if not isinstance(given, dict):
             raise ConfigError(f"{source}: config key {section} must be a mapping, got {given!r}")
+        given = {k: v for k, v in given.items() if k in schema or k not in RETIRED_KEYS.get(section, ())}
         unknown = sorted(set(given) - set(schema), key=str)
         if unknown:
             raise ConfigError(f"{source}: unknown config key {section}.{unknown[0]} "
@@ -213,6 +226,9 @@ def validate_run_config(raw: dict, source: str = "config") -> dict:
         for key, spec in schema.items():
             sec[key] = _check_value(section, key, given.get(key, spec[1]), spec) if key in given else spec[1]
         out[section] = sec
+    if out["data"]["source"] not in registry.data_sources():
+        raise ConfigError(f"{source}: config key data.source must be one of {', '.join(registry.data_sources())}, "
+                          f"got {out['data']['source']!r}")
     _check_ranges(out)
     return out
 
@@ -248,6 +264,16 @@ def apply_overrides(cfg: dict, overrides: list[str] | None) -> dict:
             node = node[p]
         node[parts[-1]] = value
     return cfg
+
+
+def register_preset(name: str, cfg: dict) -> None:
+    """Add a run-config preset (a mapping of sections, as in :data:`PRESETS`) under ``name``.
+
+    Registering an equal preset again is a no-op; another one under a taken name is a ConfigError.
+    """
+    if name in PRESETS and PRESETS[name] != cfg:
+        raise ConfigError(f"preset {name!r} already exists")
+    PRESETS[name] = copy.deepcopy(cfg)
 
 
 def _load_raw(name_or_path: str | Path) -> tuple[dict, str]:

@@ -74,7 +74,12 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, **run_kwargs) -> int:
+    """Run the command line ``argv``; returns the exit code.
+
+    ``run_kwargs`` go to the command's ``run`` (``train`` takes ``callbacks=``, see
+    egopressdiff.training.callbacks), for programs that embed the CLI.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
@@ -89,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     if installed:
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        rc = args._module.run(args)
+        rc = args._module.run(args, **run_kwargs)
         return int(rc or 0)
     except EgoPressDiffError as e:
         if debug:

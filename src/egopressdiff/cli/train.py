@@ -5,7 +5,7 @@
   torchrun --nproc_per_node 4 -m egopressdiff train --config svd --data DATA --output RUN \\
       --pretrained-svd /path/to/stable-video-diffusion-img2vid-xt
 
-CONFIG is a preset (tiny, svd, baseline-cls-tiny, baseline-reg-tiny, toy) or a YAML file
+CONFIG is a preset (tiny, tiny-uv, svd, baseline-cls[-tiny[-uv]], baseline-reg[-tiny[-uv]]) or a YAML file
 with sections model / data / train (a YAML may start from a preset with `base: tiny`).
 Any key can be overridden with --set section.key=value. The resolved config is saved as
 RUN/config.yaml; with --resume and no --config, that file is used.
@@ -34,7 +34,7 @@ HELP = __doc__
 
 def add_arguments(p) -> None:
     p.add_argument("--config", help="preset name or YAML file (default with --resume: RUN/config.yaml)")
-    p.add_argument("--data", help="dataset root in the EgoPressure layout (not needed for data.source=toy)")
+    p.add_argument("--data", help="dataset root in the EgoPressure layout (data.source=egopressure, the default)")
     p.add_argument("--output", required=True, metavar="RUN", help="run folder")
     p.add_argument("--max-steps", type=int, help="optimizer steps to train to (overrides train.max_steps)")
     p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in RUN")
@@ -48,7 +48,8 @@ def add_arguments(p) -> None:
                         "train with --set train.cache_encoders=true to use it")
 
 
-def run(args) -> int:
+def run(args, callbacks=()) -> int:
+    """The command; ``callbacks`` (TrainerCallback objects) go to the Trainer."""
     import shutil
 
     from egopressdiff.config import load_run_config
@@ -81,7 +82,7 @@ def run(args) -> int:
         if cfg["model"]["model_type"] != "egopressdiff":
             raise ConfigError(f"--pretrained-svd only applies to model_type egopressdiff, "
                               f"not {cfg['model']['model_type']}")
-    if cfg["data"]["source"] != "toy":
+    if cfg["data"]["source"] == "egopressure":
         if args.data is None:
             raise ConfigError("--data ROOT is required")
         if not Path(args.data).is_dir():
@@ -105,7 +106,7 @@ def run(args) -> int:
     try:
         summary = train(cfg, args.data, out, resume=args.resume, max_steps=args.max_steps,
                         pretrained_svd=args.pretrained_svd, progress=not args.no_progress,
-                        cache_only=args.build_cache)
+                        cache_only=args.build_cache, callbacks=callbacks)
     except BaseException:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # a run that failed before writing anything leaves no empty folder behind

@@ -9,8 +9,8 @@ One code path serves both presets; they differ only in numbers:
   image embeddings are random (but fixed) features of the RGB crop, not semantic ones.
 * ``svd`` -- the paper's size: SVD-XT U-Net (block_out_channels 320/640/1280/1280,
   cross-attention 1024), the SVD ``AutoencoderKLTemporalDecoder`` and CLIP ViT-H/14 with a
-  1024-d projection; 16 frames, lr 1e-5, batch 2 per GPU. Real weights come from a local SVD
-  folder through :meth:`EgoPressDiff.from_svd`; ``from_config("svd")`` gives random weights.
+  1024-d projection; 16 frames (how it is trained is the run preset ``svd``'s business). Real
+  weights come from a local SVD folder through :meth:`EgoPressDiff.from_svd`; ``from_config("svd")`` gives random weights.
 
 Nested dictionaries (``unet``, ``codec``, ``clip``) hold the keyword arguments of the
 diffusers / transformers classes, so a model built around an SVD folder can be rebuilt
@@ -49,18 +49,6 @@ EDM_DEFAULTS: dict[str, Any] = {
     "sigma_max": 80.0,
     "rho": 7.0,
     "sampler": "euler",  # "euler" | "heun"
-}
-
-TRAINING_DEFAULTS: dict[str, Any] = {
-    "lr": 1e-4,
-    "batch_size": 2,
-    "weight_decay": 0.0,
-    "adam_betas": [0.9, 0.999],
-    "grad_clip": 1.0,
-    "warmup_steps": 0,
-    "max_steps": 1000,
-    "mixed_precision": "no",
-    "gradient_checkpointing": False,
 }
 
 VERTEX_ENCODER_DEFAULTS: dict[str, Any] = {
@@ -189,22 +177,16 @@ class EgoPressDiffConfig:
     output_floor_kpa: float = 0.0
     train_codec: bool = False
     train_image_encoder: bool = False
-    training: dict = field(default_factory=lambda: copy.deepcopy(TRAINING_DEFAULTS))
 
     # ------------------------------------------------------------------ presets
     @classmethod
     def preset(cls, name: str) -> EgoPressDiffConfig:
         """The ``tiny`` or ``svd`` preset (see module doc)."""
         if name == "tiny":
-            cfg = cls()
-            cfg.training.update(lr=1e-3, batch_size=2, max_steps=2000)
-            return cfg
+            return cls()
         if name == "svd":
             edm = dict(EDM_DEFAULTS)
             edm["sigma_max"] = 700.0  # SVD's sampling schedule (diffusers' SVD scheduler config)
-            training = copy.deepcopy(TRAINING_DEFAULTS)
-            training.update(lr=1e-5, batch_size=2, mixed_precision="bf16", gradient_checkpointing=True,
-                            max_steps=50000)
             return cls(
                 name="svd",
                 clip_length=16,
@@ -218,7 +200,6 @@ class EgoPressDiffConfig:
                 uv_encoder_channels=[64, 128, 256, 256],
                 vertex_encoder={"point_channels": [64, 128, 512], "temporal_blocks": 2, "kernel_size": 3},
                 edm=edm,
-                training=training,
             )
         raise ConfigError(f"unknown model preset {name!r} (expected 'tiny' or 'svd')")
 
@@ -228,13 +209,15 @@ class EgoPressDiffConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> EgoPressDiffConfig:
-        """Build from a dict; unknown keys (also inside ``edm``/``training``/``vertex_encoder``) raise ConfigError.
+        """Build from a dict; unknown keys (also inside ``edm``/``vertex_encoder``) raise ConfigError.
 
         Missing keys take the defaults of the preset named by ``data["name"]`` (``tiny`` if absent).
+        A ``training`` entry (written by older versions; training settings live in the run config)
+        is ignored.
         """
         if not isinstance(data, dict):
             raise ConfigError(f"model config must be a mapping, got {type(data).__name__}")
-        data = {k: v for k, v in data.items() if not k.startswith("_")}
+        data = {k: v for k, v in data.items() if not k.startswith("_") and k != "training"}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -246,7 +229,7 @@ class EgoPressDiffConfig:
             base = cls()
         out = base.to_dict()
         for key, value in data.items():
-            if key in ("edm", "training", "vertex_encoder"):
+            if key in ("edm", "vertex_encoder"):
                 if not isinstance(value, dict):
                     raise ConfigError(f"model config key {key!r} must be a mapping")
                 bad = sorted(set(value) - set(out[key]))

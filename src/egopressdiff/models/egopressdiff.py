@@ -113,8 +113,6 @@ class EgoPressDiff(nn.Module):
         self.scheduler = EDMScheduler.from_edm_config(config.edm)
         self.codec.requires_grad_(bool(config.train_codec))
         self.image_encoder.requires_grad_(bool(config.train_image_encoder))
-        if config.training.get("gradient_checkpointing"):
-            self.denoiser.enable_gradient_checkpointing()
 
     # ------------------------------------------------------------------ construction
     @classmethod

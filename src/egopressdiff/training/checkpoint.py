@@ -26,7 +26,6 @@ import os
 import random
 import re
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -212,18 +211,6 @@ def restore_rng(state: dict) -> None:
 
 
 # ----------------------------------------------------------------------------- save / load
-def _test_pause(step: int) -> None:
-    # Test hook: EGOPRESSDIFF_TEST_SAVE_PAUSE=<seconds> sleeps half-way through writing the
-    # checkpoints of steps >= EGOPRESSDIFF_TEST_SAVE_PAUSE_FROM (after touching
-    # EGOPRESSDIFF_TEST_SAVE_MARKER) so tests can SIGKILL a run while a checkpoint is being written.
-    pause = os.environ.get("EGOPRESSDIFF_TEST_SAVE_PAUSE")
-    if pause and step >= int(os.environ.get("EGOPRESSDIFF_TEST_SAVE_PAUSE_FROM", "0")):
-        marker = os.environ.get("EGOPRESSDIFF_TEST_SAVE_MARKER")
-        if marker:
-            Path(marker).write_text(str(step))
-        time.sleep(float(pause))
-
-
 def save_checkpoint(
     ckpt_root: str | Path,
     step: int,
@@ -238,10 +225,13 @@ def save_checkpoint(
     world_size: int = 1,
     barrier: Callable[[], None] = lambda: None,
     keep: int | None = None,
+    before_complete: Callable[[Path], None] | None = None,
 ) -> Path:
     """Write checkpoint ``step`` atomically; every process calls this (rank 0 writes the shared parts).
 
-    ``model`` is the unwrapped model (only rank 0 uses it). Returns the final folder.
+    ``model`` is the unwrapped model (only rank 0 uses it). ``before_complete(folder)`` runs on
+    rank 0 when every file is in the temporary folder, before the checkpoint is marked complete.
+    Returns the final folder.
     """
     root = Path(ckpt_root)
     final = root / checkpoint_name(step)
@@ -258,7 +248,6 @@ def save_checkpoint(
     if rank == 0:
         model.save_pretrained(tmp / "model")
         save_tree(optimizer_state, tmp, "optimizer")
-        _test_pause(step)
         save_tree(scheduler_state, tmp, "scheduler")
         if scaler_state is not None:
             save_tree(scaler_state, tmp, "scaler")
@@ -266,6 +255,8 @@ def save_checkpoint(
             save_tree(ema_state, tmp, "ema")
         state = dict(train_state, step=step, world_size=world_size, format=FORMAT_VERSION)
         (tmp / "state.json").write_text(json.dumps(state, indent=1))
+        if before_complete is not None:
+            before_complete(tmp)
     barrier()
     if rank == 0:
         fsync_tree(tmp)

@@ -1,8 +1,12 @@
-"""``model_type: toy`` -- a few-hundred-parameter model and an in-memory clip dataset.
+"""``model_type: toy`` -- a few-hundred-parameter model, an in-memory clip dataset and a run preset.
 
 They exist to test the training machinery (checkpoints, exact resume, DDP, signals)
-in seconds, through the same code path and CLI as the real models. The toy model has
-the model interface of EgoPressDiff (``from_config``, ``save_pretrained``,
+in seconds, through the same code path and CLI as the real models. :func:`register`
+makes them known to the package (model_type ``toy``, ``data.source: toy`` with its
+``data.toy_size``, the run preset ``toy``); conftest.py calls it, and so does
+train_launcher.py for the subprocess tests.
+
+The toy model has the model interface of EgoPressDiff (``from_config``, ``save_pretrained``,
 ``from_pretrained``, ``data_requirements``, ``training_loss``, ``trainable_parameters``,
 ``predict``) and, like it, draws noise from torch's global RNG in ``training_loss`` and
 has a frozen part. It predicts nothing useful.
@@ -39,7 +43,7 @@ class ToyConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> ToyConfig:
-        data = {k: v for k, v in data.items() if k != "preset"}
+        data = {k: v for k, v in data.items() if k not in ("preset", "name")}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -177,3 +181,29 @@ class ToyClipDataset(torch.utils.data.Dataset):
             "sequence": f"{self.split}_{i:03d}",
             "hand_side": "right",
         }
+
+
+def build_toy_dataset(data_opts: dict, model, split: str, data_root=None) -> ToyClipDataset:
+    """The ``data.source: toy`` builder (``data_root`` is not used)."""
+    if not isinstance(model, ToyModel):
+        raise ConfigError("config key data.source=toy only works with model_type toy")
+    return ToyClipDataset(size=data_opts["toy_size"], clip_length=data_opts["clip_length"],
+                          crop_size=data_opts["crop_size"], map_size=model.config.map_size, split=split)
+
+
+TOY_PRESET = {
+    "model": {"model_type": "toy", "preset": "toy"},
+    "data": {"source": "toy"},
+    "train": {"lr": 1e-2, "batch_size": 2, "max_steps": 20, "checkpoint_every": 5, "val_every": 10,
+              "val_batches": 2, "log_every": 5},
+}
+
+
+def register() -> None:
+    """Make model_type ``toy``, data source ``toy`` and the run preset ``toy`` known (idempotent)."""
+    from egopressdiff.config import register_preset
+    from egopressdiff.training.registry import register_data_source, register_model_class
+
+    register_model_class("toy", ToyModel)
+    register_data_source("toy", build_toy_dataset, options={"toy_size": 24})
+    register_preset("toy", TOY_PRESET)
