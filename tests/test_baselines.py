@@ -97,10 +97,17 @@ def test_save_load_identical_outputs(tmp_path):
     before = model.predict(batch)["pressure_kpa"]
     model.save_pretrained(tmp_path / "m")
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert cfg["model_type"] == "perframe_baseline" and cfg["decode"] == "expectation"
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
+    # diffusers' ModelMixin layout: the registered settings + one safetensors file
+    assert cfg["model_type"] == "perframe_baseline" and cfg["settings"]["decode"] == "expectation"
+    assert cfg["_class_name"] == "PerFrameBaseline"
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "diffusion_pytorch_model.safetensors"]
     loaded = PerFrameBaseline.from_pretrained(tmp_path / "m")
     assert torch.equal(loaded.predict(batch)["pressure_kpa"], before)
+    # diffusers' own loader reads the same folder
+    from diffusers.models.modeling_utils import ModelMixin
+
+    by_diffusers = ModelMixin.from_pretrained.__func__(PerFrameBaseline, tmp_path / "m")
+    assert torch.equal(by_diffusers.predict(batch)["pressure_kpa"], before)
     assert loaded.parameter_counts() == model.parameter_counts()
 
 
@@ -114,7 +121,7 @@ def test_from_pretrained_refuses_other_folders(tmp_path):
         PerFrameBaseline.from_pretrained(other)
     model = PerFrameBaseline.from_config({"name": "baseline-reg-tiny", **TINY})
     model.save_pretrained(tmp_path / "m")
-    (tmp_path / "m" / "model.safetensors").write_bytes(b"junk")
+    (tmp_path / "m" / "diffusion_pytorch_model.safetensors").write_bytes(b"junk")
     with pytest.raises(CheckpointError):
         PerFrameBaseline.from_pretrained(tmp_path / "m")
 

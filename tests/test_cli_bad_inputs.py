@@ -387,21 +387,21 @@ def checkpoint_without_safetensors(ctx):
     model = ctx.copy("model")
     for f in model.glob("*.safetensors"):
         f.unlink()
-    return predict_argv(ctx, None, model), r"model_copy has no model\.safetensors", [ctx.out()]
+    return predict_argv(ctx, None, model), r"model_copy has no diffusion_pytorch_model\.safetensors", [ctx.out()]
 
 
 @case
 def corrupt_safetensors(ctx):
     model = ctx.copy("model")
-    (model / "model.safetensors").write_bytes(b"\x00" * 64)
-    return predict_argv(ctx, None, model), r"cannot read weights .*model\.safetensors", [ctx.out()]
+    (model / "diffusion_pytorch_model.safetensors").write_bytes(b"\x00" * 64)
+    return predict_argv(ctx, None, model), r"cannot read weights .*diffusion_pytorch_model\.safetensors", [ctx.out()]
 
 
 @case
 def pickle_only_checkpoint(ctx):
     """A folder with a PyTorch pickle (.bin) instead of safetensors: refused, the pickle never runs."""
     model = ctx.copy("model")
-    (model / "model.safetensors").unlink()
+    (model / "diffusion_pytorch_model.safetensors").unlink()
     marker = ctx.tmp / "pwned"
 
     class Evil:
@@ -409,7 +409,7 @@ def pickle_only_checkpoint(ctx):
             return (os.system, (f"touch {marker}",))
 
     (model / "pytorch_model.bin").write_bytes(pickle.dumps({"w": Evil()}))
-    return predict_argv(ctx, None, model), r"has no model\.safetensors", [ctx.out(), marker]
+    return predict_argv(ctx, None, model), r"has no diffusion_pytorch_model\.safetensors", [ctx.out(), marker]
 
 
 @case

@@ -1,4 +1,4 @@
-"""Per-frame baselines (DESIGN §5): PressureVision-style classification and regression."""
+"""Per-frame baselines: PressureVision-style classification and regression."""
 
 from egopressdiff.baselines.perframe import (
     BIN_MIDPOINTS_KPA,

@@ -1,4 +1,4 @@
-"""Per-frame baselines (DESIGN §5): classification (PressureVision style) and regression.
+"""Per-frame baselines: classification (PressureVision style) and regression.
 
 Both are fed the same inputs as EgoPressDiff, one frame at a time: a clip batch
 (B, N, ...) is treated as B·N independent frames. Two input layouts, as for
@@ -53,13 +53,16 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from egopressdiff.data.layout import NUM_VERTICES, UV_SIZE
 from egopressdiff.errors import CheckpointError, ConfigError
 
 MODEL_TYPE = "perframe_baseline"
-WEIGHTS_NAME = "model.safetensors"
+WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"  # diffusers' ModelMixin file name
+LEGACY_WEIGHTS_NAME = "model.safetensors"  # folders saved before the baseline was a ModelMixin
 CONFIG_NAME = "config.json"
 
 PRESSURE_THRESHOLDS_KPA = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
@@ -309,15 +312,29 @@ class _UVUNet(nn.Module):
 # the model
 
 
-class PerFrameBaseline(nn.Module):
-    """Per-frame pressure baseline with the model interface of EgoPressDiff (see module doc)."""
+class PerFrameBaseline(ModelMixin, ConfigMixin):
+    """Per-frame pressure baseline with the model interface of EgoPressDiff (see module doc).
 
-    model_type = MODEL_TYPE
+    A diffusers ``ModelMixin``: ``save_pretrained`` writes ``config.json`` (the registered
+    ``settings``, i.e. the :class:`PerFrameBaselineConfig` fields, and ``model_type``) and
+    ``diffusion_pytorch_model.safetensors``. ``model.config`` is the typed
+    :class:`PerFrameBaselineConfig` (presets, validation); diffusers' own registered dict is
+    ``model._internal_dict``.
+    """
 
-    def __init__(self, config: PerFrameBaselineConfig):
+    config_name = CONFIG_NAME
+
+    @register_to_config
+    def __init__(self, settings: dict | None = None, model_type: str = MODEL_TYPE):
         super().__init__()
+        if model_type != MODEL_TYPE:
+            raise ConfigError(f"config is for model_type {model_type!r}, not {MODEL_TYPE!r}")
+        config = settings if isinstance(settings, PerFrameBaselineConfig) else \
+            PerFrameBaselineConfig.from_dict(dict(settings or {}))
         config.validate()
-        self.config = config
+        self._settings = config
+        if isinstance(settings, PerFrameBaselineConfig):  # register plain JSON, not the object
+            self.register_to_config(settings=config.to_dict())
         out_ch = NUM_CLASSES if config.kind == "classification" else 1
         if config.cond_space == "image":
             self.net = _ImageToUV(config, 7, out_ch)
@@ -326,11 +343,25 @@ class PerFrameBaseline(nn.Module):
         self.vertex_mlp = (_VertexMLP(self.net.bottleneck_dim, config.vertex_hidden)
                            if config.use_vertices else None)
 
+    @property
+    def config(self) -> PerFrameBaselineConfig:
+        return self._settings
+
+    @property
+    def model_type(self) -> str:
+        return MODEL_TYPE
+
     # -- construction / persistence ------------------------------------------------------
     @classmethod
-    def from_config(cls, config) -> PerFrameBaseline:
+    def from_config(cls, config=None, **kwargs) -> PerFrameBaseline:
         """A fresh model from a preset name, a dict of config fields, a config object, or a
-        path to a ``config.json`` / YAML file (or a folder holding ``config.json``)."""
+        path to a ``config.json`` / YAML file (or a folder holding ``config.json``).
+
+        A dict in diffusers' form (``{"settings": {...}}``, as in a saved ``config.json``) goes
+        through ``ConfigMixin.from_config``.
+        """
+        if isinstance(config, dict) and ("settings" in config or "_class_name" in config):
+            return super().from_config(config, **kwargs)
         if isinstance(config, PerFrameBaselineConfig):
             return cls(config)
         if isinstance(config, dict):
@@ -352,30 +383,31 @@ class PerFrameBaseline(nn.Module):
                 data = json.loads(p.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise ConfigError(f"cannot read baseline config {p}: {' '.join(str(e).split())}") from None
+        if isinstance(data, dict) and "settings" in data:
+            data = data["settings"]
         return cls(PerFrameBaselineConfig.from_dict(data))
 
     def save_pretrained(self, directory, overwrite: bool = True) -> Path:
-        """Write ``config.json`` (with ``model_type``) and ``model.safetensors``; the folder appears atomically."""
-        from safetensors.torch import save_file
-
+        """diffusers' ``save_pretrained`` (config.json + safetensors), into a folder that appears atomically."""
         from egopressdiff.fsutil import atomic_dir
 
         directory = Path(directory)
         with atomic_dir(directory, overwrite=overwrite) as tmp:
-            cfg = {"model_type": MODEL_TYPE, **self.config.to_dict()}
-            (tmp / CONFIG_NAME).write_text(json.dumps(cfg, indent=2), encoding="utf-8")
-            state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"model_type": MODEL_TYPE})
+            super().save_pretrained(tmp, safe_serialization=True)
         return directory
 
     @classmethod
-    def from_pretrained(cls, directory) -> PerFrameBaseline:
-        """Load a ``save_pretrained`` folder (safetensors only); anything else is a CheckpointError."""
+    def from_pretrained(cls, directory, **kwargs) -> PerFrameBaseline:
+        """Load a ``save_pretrained`` folder (safetensors only); anything else is a CheckpointError.
+
+        Folders written before the baseline was a ModelMixin (flat ``config.json`` with ``model_type``
+        and ``model.safetensors``) load too.
+        """
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         d = Path(directory)
-        cfg_path, w_path = d / CONFIG_NAME, d / WEIGHTS_NAME
+        cfg_path = d / CONFIG_NAME
         if not cfg_path.is_file():
             raise CheckpointError(f"model folder {d} has no {CONFIG_NAME}")
         try:
@@ -385,13 +417,15 @@ class PerFrameBaseline(nn.Module):
         mt = data.get("model_type") if isinstance(data, dict) else None
         if mt != MODEL_TYPE:
             raise CheckpointError(f"{d} holds a model of type {mt!r}, not a per-frame baseline ({MODEL_TYPE})")
+        w_path = d / WEIGHTS_NAME if (d / WEIGHTS_NAME).is_file() else d / LEGACY_WEIGHTS_NAME
         if not w_path.is_file():
             raise CheckpointError(f"model folder {d} has no {WEIGHTS_NAME}")
         try:
-            config = PerFrameBaselineConfig.from_dict(data)
+            settings = data["settings"] if "settings" in data else {k: v for k, v in data.items()
+                                                                     if not k.startswith("_")}
+            model = cls(PerFrameBaselineConfig.from_dict(settings))
         except ConfigError as e:
             raise CheckpointError(f"{cfg_path}: {e}") from None
-        model = cls(config)
         try:
             state = load_file(str(w_path))
         except (SafetensorError, OSError) as e:
