@@ -19,6 +19,7 @@ import numpy as np
 from egopressdiff.data.splits import select_sequences  # noqa: F401  (re-exported for the CLI)
 from egopressdiff.errors import DataError, EgoPressDiffError
 from egopressdiff.fsutil import atomic_write_text, ensure_output_dir
+from egopressdiff.pipelines.windows import DEFAULT_BATCH_SIZE
 
 
 @dataclass
@@ -28,6 +29,7 @@ class PredictOptions:
     window: int | None = None  # None -> the model's clip length
     overlap: int | None = None  # None -> min(4, window // 4)
     seed: int = 0
+    batch_size: int = DEFAULT_BATCH_SIZE  # windows per model call (pipelines.windows.predict_windows)
     overwrite: bool = False
     progress: bool = True
 
@@ -124,7 +126,8 @@ def predict_dataset(model, data_root, output, pairs=None, split="test", options:
             with torch.no_grad():
                 for idx, mean, std in predict_windows(pipeline, len(frames), load_window, window=window,
                                                       overlap=overlap, steps=options.steps,
-                                                      seed=options.seed, num_samples=options.samples):
+                                                      seed=options.seed, num_samples=options.samples,
+                                                      batch_size=options.batch_size):
                     writer.put(idx, mean, std)
         report.written.append(f"{participant}/{sequence}")
         report.frames += len(frames)

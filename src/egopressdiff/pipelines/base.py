@@ -19,6 +19,7 @@ import numpy as np
 
 from egopressdiff.data import layout
 from egopressdiff.errors import CheckpointError, InputError
+from egopressdiff.pipelines.windows import DEFAULT_BATCH_SIZE
 
 CONTACT_THRESHOLD_KPA = 1.0  # the field's contact threshold (PressureVision / EgoPressure)
 
@@ -192,7 +193,8 @@ class PressurePipeline:
     def __call__(self, rgb, depth, vertices, joints, intrinsics, *, hand_side: str = "right",
                  depth_calibration=None, ego_R=None, ego_T=None, atlas=None,
                  num_inference_steps: int | None = None, num_samples: int = 1, generator=None, seed: int = 0,
-                 window: int | None = None, overlap: int | None = None, progress: bool = False) -> PressureOutput:
+                 window: int | None = None, overlap: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                 progress: bool = False) -> PressureOutput:
         """Predict UV-pressure maps for T frames of one recording; no ground truth needed.
 
         Args:
@@ -214,6 +216,7 @@ class PressurePipeline:
             generator: a ``torch.Generator`` to draw the seed from (else ``seed``): the same seed gives
                 the same maps, whatever the windowing.
             window, overlap: frames per window (default the model's clip length) and their overlap.
+            batch_size: windows sampled together in one model call (faster; memory grows with it).
         """
         import torch
 
@@ -229,8 +232,8 @@ class PressurePipeline:
         elif depth_calibration is None and arrays["depth"].shape[1:] != (h, w):
             raise InputError(f"depth is {arrays['depth'].shape[2]}x{arrays['depth'].shape[1]} but rgb is {w}x{h}: "
                              "registered depth must share the colour image's pixel grid (or pass depth_calibration)")
-        if num_samples < 1:
-            raise InputError(f"num_samples must be >= 1, got {num_samples}")
+        if num_samples < 1 or batch_size < 1:
+            raise InputError(f"num_samples and batch_size must be >= 1, got {num_samples} and {batch_size}")
         window = int(window or self.clip_length)
         overlap = min(4, window // 4) if overlap is None else int(overlap)
         if window < 1 or not 0 <= overlap < window:
@@ -253,7 +256,8 @@ class PressurePipeline:
         self.model.eval()
         with torch.no_grad():
             frames = predict_windows(self, t, load_window, window=window, overlap=overlap,
-                                     steps=num_inference_steps, seed=seed, num_samples=num_samples)
+                                     steps=num_inference_steps, seed=seed, num_samples=num_samples,
+                                     batch_size=batch_size)
             if progress:
                 from tqdm.auto import tqdm
 

@@ -31,13 +31,17 @@ class EgoPressDiffPipeline(PressurePipeline):
     def initial_noise(self, batch_size: int, num_frames: int, seed: int, sample_index: int = 0,
                       frame_ids=None, device=None) -> torch.Tensor:
         """Unit noise (B, N, C, h, w): from one seeded generator, or per frame from (seed, sample, frame id),
-        so windows that share a frame start from the same noise there."""
+        so windows that share a frame start from the same noise there.
+
+        ``frame_ids`` (N,) is shared by the batch; (B, N) gives each batch element its own frames.
+        """
         shape = (self.model.latent_channels, *self.model.latent_size)
         if frame_ids is None:
             return seeded_noise((batch_size, num_frames, *shape), seed * 1_000_003 + sample_index, device)
-        frames = [seeded_noise(shape, (seed * 1_000_003 + sample_index) * 1_000_033 + int(f), device)
-                  for f in frame_ids]
-        return torch.stack(frames).unsqueeze(0).expand(batch_size, -1, -1, -1, -1).contiguous()
+        ids = torch.as_tensor(frame_ids)
+        rows = ids.expand(batch_size, -1) if ids.ndim == 1 else ids
+        return torch.stack([torch.stack([seeded_noise(shape, (seed * 1_000_003 + sample_index) * 1_000_033 + int(f),
+                                                      device) for f in row]) for row in rows]).contiguous()
 
     @torch.no_grad()
     def sample(self, batch: dict, num_inference_steps: int | None = None, seed: int = 0, num_samples: int = 1,
@@ -46,7 +50,7 @@ class EgoPressDiffPipeline(PressurePipeline):
 
         Returns {"pressure_kpa": (B, N, 224, 224) float32} -- the mean over ``num_samples`` samples
         -- plus "pressure_std_kpa" (their std) when ``num_samples > 1``. The same seed gives the
-        same result. ``frame_ids`` (N,) draws each frame's noise from (seed, sample, frame id).
+        same result. ``frame_ids`` (N,) or (B, N) draws each frame's noise from (seed, sample, frame id).
         """
         model, scheduler = self.model, self.scheduler
         steps = num_inference_steps or model.config.sample_steps

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
+DEFAULT_BATCH_SIZE = 1  # windows per model call; see benchmarks (egopressdiff bench, "predict_batched")
+
 
 def window_bounds(num_frames: int, window: int = 16, overlap: int = 4) -> list[tuple[int, int]]:
     """[(start, stop), ...] covering frames 0..num_frames-1 (see module doc)."""
@@ -53,37 +55,63 @@ def blend_weights(bounds: list[tuple[int, int]]) -> list[np.ndarray]:
     return out
 
 
+def collate_windows(batches: list[dict]) -> dict:
+    """Window batches (B = 1 each, equal lengths) -> one batch: tensors concatenated along B, lists joined."""
+    if len(batches) == 1:
+        return batches[0]
+    out = {}
+    for key, first in batches[0].items():
+        if torch.is_tensor(first):
+            out[key] = torch.cat([b[key] for b in batches])
+        elif isinstance(first, list):
+            out[key] = [v for b in batches for v in b[key]]
+        else:
+            out[key] = [b[key] for b in batches]
+    return out
+
+
 def predict_windows(pipeline, num_frames: int, load_window: Callable[[int, int], dict], window: int = 16,
-                    overlap: int = 4, steps: int | None = None, seed: int = 0,
-                    num_samples: int = 1) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+                    overlap: int = 4, steps: int | None = None, seed: int = 0, num_samples: int = 1,
+                    batch_size: int = 1) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
     """Yield ``(frame_index, mean_kpa (224, 224), std_kpa or None)`` for frames 0..num_frames-1 in order.
 
-    ``pipeline.sample(batch, ...)`` predicts one window (an EgoPressDiff or per-frame pipeline);
-    ``load_window(start, stop)`` returns the batch (B = 1) of frames [start, stop). The std is
-    the blend of the windows' per-frame sample std (None when ``num_samples == 1``).
+    ``pipeline.sample(batch, ...)`` predicts windows (an EgoPressDiff or per-frame pipeline);
+    ``load_window(start, stop)`` returns the batch (B = 1) of frames [start, stop). Up to
+    ``batch_size`` consecutive windows go through one ``sample`` call (one U-Net call per step
+    for all of them); each frame's noise depends only on (seed, sample, frame), so the result does
+    not depend on the batch size beyond float rounding. The std is the blend of the windows'
+    per-frame sample std (None when ``num_samples == 1``). Memory holds ``batch_size + 1`` windows.
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     bounds = window_bounds(num_frames, window, overlap)
     weights = blend_weights(bounds)
     acc: dict[int, list] = {}  # frame -> [weight sum, weighted mean, weighted std]
     next_frame = 0
-    for k, ((start, stop), w) in enumerate(zip(bounds, weights)):
-        batch = load_window(start, stop)
+    for first in range(0, len(bounds), batch_size):
+        group = list(range(first, min(first + batch_size, len(bounds))))  # equal lengths: only a lone window is short
+        batch = collate_windows([load_window(*bounds[k]) for k in group])
+        ids = [torch.arange(*bounds[k]) for k in group]
         out = pipeline.sample(batch, num_inference_steps=steps, seed=seed, num_samples=num_samples,
-                              frame_ids=torch.arange(start, stop))
-        mean = out["pressure_kpa"][0].detach().cpu().double().numpy()
-        std = out.get("pressure_std_kpa")
-        std = None if std is None else std[0].detach().cpu().double().numpy()
-        if mean.shape[0] != stop - start:
-            raise ValueError(f"window [{start}, {stop}) returned {mean.shape[0]} frames")
-        for i, t in enumerate(range(start, stop)):
-            a = acc.setdefault(t, [0.0, 0.0, 0.0])
-            a[0] += w[i]
-            a[1] = a[1] + w[i] * mean[i]
-            if std is not None:
-                a[2] = a[2] + w[i] * std[i]
-        final_until = bounds[k + 1][0] if k + 1 < len(bounds) else num_frames
+                              frame_ids=ids[0] if len(ids) == 1 else torch.stack(ids))
+        means = out["pressure_kpa"].detach().cpu().double().numpy()
+        stds = out.get("pressure_std_kpa")
+        stds = None if stds is None else stds.detach().cpu().double().numpy()
+        for j, k in enumerate(group):
+            (start, stop), w = bounds[k], weights[k]
+            mean, std = means[j], None if stds is None else stds[j]
+            if mean.shape[0] != stop - start:
+                raise ValueError(f"window [{start}, {stop}) returned {mean.shape[0]} frames")
+            for i, t in enumerate(range(start, stop)):
+                a = acc.setdefault(t, [0.0, 0.0, 0.0])
+                a[0] += w[i]
+                a[1] = a[1] + w[i] * mean[i]
+                if std is not None:
+                    a[2] = a[2] + w[i] * std[i]
+        last = group[-1]
+        final_until = bounds[last + 1][0] if last + 1 < len(bounds) else num_frames
         while next_frame < final_until:
             wsum, m, s = acc.pop(next_frame)
             yield (next_frame, (m / wsum).astype(np.float32),
-                   None if std is None else (s / wsum).astype(np.float32))
+                   None if stds is None else (s / wsum).astype(np.float32))
             next_frame += 1
