@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from egopressdiff.data import layout
 from egopressdiff.data.hand import (
@@ -11,9 +12,9 @@ from egopressdiff.data.hand import (
     HandPose,
     HandShape,
     build_hand,
-    matrix_to_rotvec,
+    rot_x,
+    rot_y,
     rot_z,
-    rotvec_to_matrix,
     synthetic_atlas,
 )
 
@@ -194,15 +195,33 @@ def test_global_pose_and_full_pose(right):
     p = HandPose()
     p.flex[3] = [0.3, 0.5, 0.2]
     p.abduct[3] = 0.1
-    p.rot = rotvec_to_matrix([0.1, -0.2, 0.3])
+    p.rot = Rotation.from_rotvec([0.1, -0.2, 0.3]).as_matrix()
     p.transl = np.array([0.1, 0.0, -0.05])
     v, j = right.pose(p)
     loc, jl = right.pose(HandPose(p.flex, p.abduct, p.twist))
     assert np.allclose(v, loc @ p.rot.T + p.transl) and np.allclose(j[0], p.transl)
     fp = p.full_pose()
     assert fp.shape == (48,) and np.allclose(fp[:3], [0.1, -0.2, 0.3], atol=1e-6)
-    assert np.allclose(fp[3 + 9 * 3: 3 + 9 * 3 + 3], matrix_to_rotvec(p.joint_rotations()[3, 0]))
+    assert np.allclose(fp[3 + 9 * 3: 3 + 9 * 3 + 3],
+                       Rotation.from_matrix(p.joint_rotations()[3, 0]).as_rotvec(), atol=1e-6)
     assert np.allclose(HandPose().full_pose(), 0.0)
+
+
+def test_joint_rotations_compose_abduction_flexion_twist():
+    rng = np.random.default_rng(3)
+    p = HandPose(flex=rng.uniform(-0.5, 1.5, (5, 3)), abduct=rng.uniform(-0.3, 0.3, 5),
+                 twist=rng.uniform(-0.4, 0.4, 5))
+    jr = p.joint_rotations()
+    for f in range(5):
+        # the base joint abducts, then flexes, then twists about the bone
+        np.testing.assert_allclose(jr[f, 0], rot_z(p.abduct[f]) @ rot_x(p.flex[f, 0]) @ rot_y(p.twist[f]),
+                                   atol=1e-12)
+        for k in (1, 2):
+            np.testing.assert_allclose(jr[f, k], rot_x(p.flex[f, k]), atol=1e-12)
+    # the elementary rotations turn the axes the right way (right-handed, radians)
+    np.testing.assert_allclose(rot_z(np.pi / 2) @ [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(rot_x(np.pi / 2) @ [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], atol=1e-12)
+    np.testing.assert_allclose(rot_y(np.pi / 2) @ [0.0, 0.0, 1.0], [1.0, 0.0, 0.0], atol=1e-12)
 
 
 def test_deterministic_and_shapes():

@@ -16,7 +16,8 @@ Both the synthetic hand (:mod:`egopressdiff.data.hand`) and MANO's UV ``.obj``
 files (:mod:`egopressdiff.data.mano_uv`) produce a ``UVAtlas``.
 
 Pixel convention (EgoPressure): column = u·(W−1), row = (1−v)·(H−1).
-We rasterise with our own few lines of numpy (no GL dependency): the atlas is
+The texel maps come from the package's one numpy rasteriser
+(:func:`egopressdiff.data.raster.rasterize_screen`, no GL dependency): the atlas is
 ~1.5k triangles and is rasterised once per size and cached.
 """
 
@@ -25,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from egopressdiff.data.raster import rasterize_screen
 
 
 @dataclass(frozen=True)
@@ -131,33 +134,10 @@ class UVAtlas:
 def _rasterise(uvs: np.ndarray, uv_faces: np.ndarray, size: int) -> TexelMap:
     """Rasterise UV triangles at texel centres (col = u*(R-1), row = (1-v)*(R-1)).
 
-    Where triangles overlap (they should not in a valid atlas) the later face wins.
+    Through the package's one rasteriser, orthographic and at equal depth, so where
+    triangles overlap (they should not in a valid atlas) the later face wins.
     """
-    face_img = np.full((size, size), -1, dtype=np.int32)
-    bary_img = np.zeros((size, size, 3), dtype=np.float32)
-    px = np.stack([uvs[:, 0] * (size - 1), (1.0 - uvs[:, 1]) * (size - 1)], axis=1)  # (T, 2) col,row
-    eps = 1e-9
-    for f, (i, j, k) in enumerate(uv_faces):
-        a, b, c = px[i], px[j], px[k]
-        cmin = max(int(np.floor(min(a[0], b[0], c[0]))), 0)
-        cmax = min(int(np.ceil(max(a[0], b[0], c[0]))), size - 1)
-        rmin = max(int(np.floor(min(a[1], b[1], c[1]))), 0)
-        rmax = min(int(np.ceil(max(a[1], b[1], c[1]))), size - 1)
-        if cmin > cmax or rmin > rmax:
-            continue
-        cols, rows = np.meshgrid(np.arange(cmin, cmax + 1), np.arange(rmin, rmax + 1))
-        v0, v1 = b - a, c - a
-        den = v0[0] * v1[1] - v1[0] * v0[1]
-        if abs(den) < 1e-12:
-            continue
-        dx, dy = cols - a[0], rows - a[1]
-        w1 = (dx * v1[1] - v1[0] * dy) / den
-        w2 = (v0[0] * dy - dx * v0[1]) / den
-        w0 = 1.0 - w1 - w2
-        inside = (w0 >= -eps) & (w1 >= -eps) & (w2 >= -eps)
-        if not inside.any():
-            continue
-        r, cc = rows[inside], cols[inside]
-        face_img[r, cc] = f
-        bary_img[r, cc] = np.stack([w0[inside], w1[inside], w2[inside]], axis=1)
-    return TexelMap(face=face_img, bary=bary_img)
+    col = uvs[:, 0] * (size - 1)
+    row = (1.0 - uvs[:, 1]) * (size - 1)
+    fr = rasterize_screen(col, row, np.zeros(len(uvs)), uv_faces, size, size, edge_tolerance=1e-9)
+    return TexelMap(face=fr.face, bary=fr.bary)

@@ -50,6 +50,7 @@ import functools
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from egopressdiff.data import layout
 from egopressdiff.data.atlas import UVAtlas
@@ -131,47 +132,20 @@ class HandShape:
 
 
 # ----------------------------------------------------------------------------- rotations
+# Rotations come from scipy; these name the three elementary ones the construction uses.
 def rot_x(a: float) -> np.ndarray:
-    c, s = np.cos(a), np.sin(a)
-    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+    """Rotation matrix (3, 3) by ``a`` radians about x."""
+    return Rotation.from_euler("x", a).as_matrix()
 
 
 def rot_y(a: float) -> np.ndarray:
-    c, s = np.cos(a), np.sin(a)
-    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+    """Rotation matrix (3, 3) by ``a`` radians about y."""
+    return Rotation.from_euler("y", a).as_matrix()
 
 
 def rot_z(a: float) -> np.ndarray:
-    c, s = np.cos(a), np.sin(a)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-
-
-def rotvec_to_matrix(rv) -> np.ndarray:
-    """Rodrigues: axis-angle (3,) -> rotation matrix (3, 3)."""
-    rv = np.asarray(rv, dtype=np.float64).reshape(3)
-    th = float(np.linalg.norm(rv))
-    if th < 1e-12:
-        return np.eye(3)
-    k = rv / th
-    K = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + np.sin(th) * K + (1 - np.cos(th)) * (K @ K)
-
-
-def matrix_to_rotvec(R) -> np.ndarray:
-    """Rotation matrix (3, 3) -> axis-angle (3,)."""
-    R = np.asarray(R, dtype=np.float64)
-    cos = np.clip((np.trace(R) - 1.0) / 2.0, -1.0, 1.0)
-    th = float(np.arccos(cos))
-    if th < 1e-9:
-        return np.zeros(3)
-    if np.pi - th < 1e-6:  # near 180 degrees: axis from the symmetric part
-        M = (R + np.eye(3)) / 2.0
-        k = np.sqrt(np.clip(np.diag(M), 0.0, None))
-        i = int(np.argmax(k))
-        k = M[i] / max(k[i], 1e-12)
-        return k / np.linalg.norm(k) * th
-    w = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]]) / (2.0 * np.sin(th))
-    return w * th
+    """Rotation matrix (3, 3) by ``a`` radians about z."""
+    return Rotation.from_euler("z", a).as_matrix()
 
 
 def _smoothstep(x):
@@ -206,10 +180,10 @@ class HandPose:
     def joint_rotations(self) -> np.ndarray:
         """(5, 3, 3, 3): each finger joint's local rotation in its finger frame."""
         out = np.empty((5, 3, 3, 3))
-        for f in range(5):
-            out[f, 0] = rot_z(self.abduct[f]) @ rot_x(self.flex[f, 0]) @ rot_y(self.twist[f])
-            out[f, 1] = rot_x(self.flex[f, 1])
-            out[f, 2] = rot_x(self.flex[f, 2])
+        # base joint: abduction, then flexion, then twist about the bone (intrinsic z-x-y)
+        base = np.stack([self.abduct, self.flex[:, 0], self.twist], axis=1)
+        out[:, 0] = Rotation.from_euler("ZXY", base).as_matrix()
+        out[:, 1:] = Rotation.from_euler("x", self.flex[:, 1:].reshape(-1, 1)).as_matrix().reshape(5, 2, 3, 3)
         return out
 
     def full_pose(self) -> np.ndarray:
@@ -218,11 +192,8 @@ class HandPose:
         finger, z palmar), in EgoPressure finger order thumb, index, middle, ring, pinky, base
         to tip. (MANO's own order/frames differ; this is documented as synthetic.)"""
         out = np.zeros(48, dtype=np.float32)
-        out[:3] = matrix_to_rotvec(self.rot)
-        jr = self.joint_rotations()
-        for f in range(5):
-            for k in range(3):
-                out[3 + 9 * f + 3 * k: 6 + 9 * f + 3 * k] = matrix_to_rotvec(jr[f, k])
+        out[:3] = Rotation.from_matrix(self.rot).as_rotvec()
+        out[3:] = Rotation.from_matrix(self.joint_rotations().reshape(15, 3, 3)).as_rotvec().reshape(-1)
         return out
 
 

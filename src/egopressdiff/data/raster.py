@@ -1,16 +1,21 @@
-"""A small vectorised numpy z-buffer rasteriser for the synthetic renders.
+"""The package's one rasteriser: a small vectorised numpy z-buffer (no GL).
 
 No OpenGL (or any GPU API) is available on the machines this must run on, so
-the synthetic generator rasterises with numpy: every (triangle, pixel-in-its-
-bounding-box) pair is expanded at once, barycentric coordinates are computed in
-bulk, and a z-buffer picks the nearest triangle per pixel (``np.minimum.at``).
-With ~1.5k small triangles per hand and a few hundred pixels each this takes
-a few milliseconds per image.
+triangles are rasterised with numpy: each triangle's rows are expanded into
+spans and each span into its pixels, all triangles at once; barycentric
+coordinates are computed in bulk and a z-buffer picks the nearest triangle per
+pixel (``np.minimum.at``). With ~1.5k small triangles per hand and a few hundred
+pixels each this takes a few milliseconds per image.
+
+Three uses, one implementation (:func:`rasterize_screen`): the synthetic
+renders (perspective, :func:`rasterize`), the UV atlas' texel maps
+(:mod:`egopressdiff.data.atlas`) and the pictures of pressure on the 3D hand
+(:mod:`egopressdiff.evaluation.render`, orthographic).
 
 Conventions: OpenCV pinhole cameras (``x`` right, ``y`` down, ``z`` forward),
 pixel centres at integer coordinates (pixel ``(row, col)`` samples image point
 ``(col, row)``), depth = camera-space ``z`` (metres). Barycentrics are
-perspective-correct.
+perspective-correct for perspective renders.
 """
 
 from __future__ import annotations
@@ -90,18 +95,46 @@ def _empty(H: int, W: int) -> Fragments:
 
 def rasterize(points_cam: np.ndarray, faces: np.ndarray, cam: PinholeCamera, near: float = 0.02,
               cull_back: bool = False, max_pixels: int = 20_000_000) -> Fragments:
-    """Z-buffer rasterisation of a triangle mesh given in camera coordinates.
+    """Z-buffer rasterisation of a triangle mesh given in camera coordinates (perspective).
 
-    Scanline form, vectorised over all triangles at once: each triangle's rows
-    (pixel centres) are expanded into (triangle, row) spans and each span into
-    its pixels, so the work is proportional to the covered pixels (not to
-    bounding boxes, which are huge for long thin triangles). ``cull_back`` drops
-    triangles seen from behind (outward, counter-clockwise winding), halving the
-    work for closed meshes. Faces with a vertex closer than ``near`` are dropped
-    (the scenes never put geometry that close).
+    The points are projected with ``cam`` and drawn by :func:`rasterize_screen` with
+    perspective-correct barycentrics. ``cull_back`` drops triangles seen from behind
+    (outward, counter-clockwise winding), halving the work for closed meshes. Faces with a
+    vertex closer than ``near`` are dropped (the scenes never put geometry that close).
     """
-    H, W = cam.height, cam.width
     u, v, z = project(points_cam, cam)
+    faces = np.asarray(faces)
+    with np.errstate(invalid="ignore"):
+        in_front = (z[faces[:, 0]] > near) & (z[faces[:, 1]] > near) & (z[faces[:, 2]] > near)
+    return rasterize_screen(u, v, z, faces, cam.width, cam.height, perspective=True, cull_back=cull_back,
+                            face_ok=in_front, max_pixels=max_pixels)
+
+
+def rasterize_screen(u: np.ndarray, v: np.ndarray, depth: np.ndarray, faces: np.ndarray, width: int,
+                     height: int, perspective: bool = False, cull_back: bool = False,
+                     face_ok: np.ndarray | None = None, edge_tolerance: float = 1e-4,
+                     max_pixels: int = 20_000_000) -> Fragments:
+    """Z-buffer rasterisation of triangles whose vertices are already in pixel coordinates.
+
+    The one rasteriser of the package: the synthetic renders (through :func:`rasterize`),
+    the UV atlas' texel maps and the pictures of pressure on the 3D hand all use it.
+
+    ``u`` (column) and ``v`` (row) per vertex, pixel centres at integers; ``depth`` per vertex
+    (smaller = nearer). With ``perspective`` it is the camera-space ``z`` and the barycentrics
+    are perspective-correct (depth interpolated as ``1/z``); otherwise (orthographic views, UV
+    charts) both are interpolated linearly. A pixel is covered when its centre lies in the
+    triangle (centres within ``edge_tolerance`` pixels of an edge included); where depths tie the face listed last wins
+    (so equal depths give "later face wins"). Arithmetic stays in the inputs' float type.
+
+    Scanline form, vectorised over all triangles at once: each triangle's rows (pixel
+    centres) are expanded into (triangle, row) spans and each span into its pixels, so the
+    work is proportional to the covered pixels (not to bounding boxes, which are huge for
+    long thin triangles). ``face_ok`` (F,) bool drops faces beforehand.
+    """
+    H, W = int(height), int(width)
+    dt = np.result_type(np.asarray(u).dtype, np.asarray(v).dtype, np.asarray(depth).dtype, np.float32)
+    u, v, z = (np.asarray(a, dtype=dt) for a in (u, v, depth))
+    one = dt.type(1.0)
     faces = np.asarray(faces)
     i0, i1, i2 = faces[:, 0], faces[:, 1], faces[:, 2]
     u0, u1, u2 = u[i0], u[i1], u[i2]
@@ -110,7 +143,9 @@ def rasterize(points_cam: np.ndarray, faces: np.ndarray, cam: PinholeCamera, nea
     e1u, e1v, e2u, e2v = u1 - u0, v1 - v0, u2 - u0, v2 - v0
     den = e1u * e2v - e2u * e1v
     with np.errstate(invalid="ignore"):
-        ok = (z0 > near) & (z1 > near) & (z2 > near) & np.isfinite(den)
+        ok = np.isfinite(den)
+        if face_ok is not None:
+            ok &= face_ok
         ok &= (den < -1e-9) if cull_back else (np.abs(den) > 1e-9)
     vmin = np.minimum(np.minimum(v0, v1), v2)
     vmax = np.maximum(np.maximum(v0, v1), v2)
@@ -129,9 +164,9 @@ def rasterize(points_cam: np.ndarray, faces: np.ndarray, cam: PinholeCamera, nea
         return _empty(H, W)
     # (triangle, row) spans: intersect each row with the three edges
     t = fid[np.repeat(np.arange(len(fid)), nrow)]
-    row = (np.arange(total_rows) - np.repeat(np.cumsum(nrow) - nrow, nrow) + np.repeat(r0, nrow)).astype(np.float32)
-    xl = np.full(total_rows, np.inf, dtype=np.float32)
-    xr = np.full(total_rows, -np.inf, dtype=np.float32)
+    row = (np.arange(total_rows) - np.repeat(np.cumsum(nrow) - nrow, nrow) + np.repeat(r0, nrow)).astype(dt)
+    xl = np.full(total_rows, np.inf, dtype=dt)
+    xr = np.full(total_rows, -np.inf, dtype=dt)
     for (ua, va), (ub, vb) in (((u0, v0), (u1, v1)), ((u1, v1), (u2, v2)), ((u2, v2), (u0, v0))):
         ya, yb = va[t], vb[t]
         xa, xb = ua[t], ub[t]
@@ -142,8 +177,8 @@ def rasterize(points_cam: np.ndarray, faces: np.ndarray, cam: PinholeCamera, nea
         cross = (dy != 0) & (q >= -1e-6) & (q <= 1.000001)
         np.minimum(xl, np.where(cross, xi, np.inf), out=xl)
         np.maximum(xr, np.where(cross, xi, -np.inf), out=xr)
-    cs = np.clip(np.ceil(xl - 1e-4), 0, W).astype(np.int64)
-    ce = np.clip(np.floor(xr + 1e-4), -1, W - 1).astype(np.int64)
+    cs = np.clip(np.ceil(xl - edge_tolerance), 0, W).astype(np.int64)
+    ce = np.clip(np.floor(xr + edge_tolerance), -1, W - 1).astype(np.int64)
     ncol = np.maximum(ce - cs + 1, 0)
     total = int(ncol.sum())
     if total == 0:
@@ -155,19 +190,22 @@ def rasterize(points_cam: np.ndarray, faces: np.ndarray, cam: PinholeCamera, nea
     py = row[span].astype(np.int64)
     f = t[span]
     # barycentrics (screen space, clamped to the triangle), then perspective-correct
-    pxf = px.astype(np.float32) - u0[f]
-    pyf = py.astype(np.float32) - v0[f]
-    inv = np.float32(1.0) / den[f]
+    pxf = px.astype(dt) - u0[f]
+    pyf = py.astype(dt) - v0[f]
+    inv = one / den[f]
     w1 = np.clip((pxf * e2v[f] - e2u[f] * pyf) * inv, 0.0, 1.0)
     w2 = np.clip((e1u[f] * pyf - pxf * e1v[f]) * inv, 0.0, 1.0)
     w0 = np.clip(1.0 - w1 - w2, 0.0, 1.0)
-    w0 /= z0[f]
-    w1 /= z1[f]
-    w2 /= z2[f]
-    s = w0 + w1 + w2
-    depth = np.float32(1.0) / s
+    if perspective:
+        w0 /= z0[f]
+        w1 /= z1[f]
+        w2 /= z2[f]
+        s = w0 + w1 + w2
+        depth = one / s
+    else:
+        depth = w0 * z0[f] + w1 * z1[f] + w2 * z2[f]
     pix = py * W + px
-    depth_img = np.full(H * W, np.inf, dtype=np.float32)
+    depth_img = np.full(H * W, np.inf, dtype=dt)
     np.minimum.at(depth_img, pix, depth)
     win = np.nonzero(depth <= depth_img[pix])[0]
     pix_w = pix[win]
@@ -177,9 +215,13 @@ def rasterize(points_cam: np.ndarray, faces: np.ndarray, cam: PinholeCamera, nea
     keep = face_img[pix_w] == win
     win, pix_w = win[keep], pix_w[keep]
     face_img[pix_w] = f[win]
-    dw = depth[win]
-    bary = np.stack([w0[win] * dw, w1[win] * dw, w2[win] * dw], axis=1)
-    return Fragments(face_img.reshape(H, W), depth_img.reshape(H, W), pix_w, f[win].astype(np.int32), bary)
+    if perspective:
+        dw = depth[win]
+        bary = np.stack([w0[win] * dw, w1[win] * dw, w2[win] * dw], axis=1)
+    else:
+        bary = np.stack([w0[win], w1[win], w2[win]], axis=1)
+    return Fragments(face_img.reshape(H, W), depth_img.astype(np.float32, copy=False).reshape(H, W), pix_w,
+                     f[win].astype(np.int32), bary)
 
 
 def interpolate(frags: Fragments, faces: np.ndarray, vertex_attr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,9 @@
 * :func:`write_video` writes MP4 through imageio-ffmpeg, or GIF (Pillow) when
   no encoder works.
 
-The 3D render uses a small numpy z-buffer rasteriser rather than matplotlib's
+The 3D render uses the package's numpy z-buffer rasteriser
+(:func:`egopressdiff.data.raster.rasterize_screen`, shared with the synthetic renders
+and the UV atlas) rather than matplotlib's
 ``Poly3DCollection``: matplotlib sorts whole polygons (painter's algorithm,
 wrong where fingers overlap the palm), cannot texture a face with the UV map
 and costs a figure per frame. Our rasteriser interpolates each pixel's UV
@@ -134,46 +136,18 @@ def _view_basis(view, up=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def rasterise_mesh(xy: np.ndarray, depth: np.ndarray, faces: np.ndarray, size: tuple[int, int]):
-    """Z-buffer rasterisation of triangles already in pixel coordinates.
+    """Z-buffer rasterisation of triangles already in pixel coordinates (orthographic).
 
     ``xy`` (V, 2) as (column, row), ``depth`` (V,) distance along the view (smaller = nearer).
-    Returns ``face`` (H, W) int (-1 = background) and ``bary`` (H, W, 3) float32.
+    Returns ``face`` (H, W) int (-1 = background) and ``bary`` (H, W, 3) float32; drawn by
+    the package's one rasteriser, :func:`egopressdiff.data.raster.rasterize_screen`.
     """
-    w, h = size
-    zbuf = np.full((h, w), np.inf)
-    face_img = np.full((h, w), -1, dtype=np.int64)
-    bary_img = np.zeros((h, w, 3), dtype=np.float32)
-    tri = xy[faces]  # (F, 3, 2)
-    lo = np.floor(tri.min(axis=1)).astype(int)
-    hi = np.ceil(tri.max(axis=1)).astype(int)
-    for fi in range(len(faces)):
-        c0, r0 = max(lo[fi, 0], 0), max(lo[fi, 1], 0)
-        c1, r1 = min(hi[fi, 0], w - 1), min(hi[fi, 1], h - 1)
-        if c0 > c1 or r0 > r1:
-            continue
-        a, b, c = tri[fi]
-        v0, v1 = b - a, c - a
-        den = v0[0] * v1[1] - v1[0] * v0[1]
-        if abs(den) < 1e-12:
-            continue
-        cols, rows = np.meshgrid(np.arange(c0, c1 + 1) + 0.0, np.arange(r0, r1 + 1) + 0.0)
-        dx, dy = cols - a[0], rows - a[1]
-        w1 = (dx * v1[1] - v1[0] * dy) / den
-        w2 = (v0[0] * dy - dx * v0[1]) / den
-        w0 = 1.0 - w1 - w2
-        inside = (w0 >= -1e-6) & (w1 >= -1e-6) & (w2 >= -1e-6)
-        if not inside.any():
-            continue
-        d = depth[faces[fi]]
-        z = w0 * d[0] + w1 * d[1] + w2 * d[2]
-        rr, cc = rows[inside].astype(int), cols[inside].astype(int)
-        zi = z[inside]
-        closer = zi < zbuf[rr, cc]
-        rr, cc = rr[closer], cc[closer]
-        zbuf[rr, cc] = zi[closer]
-        face_img[rr, cc] = fi
-        bary_img[rr, cc] = np.stack([w0[inside][closer], w1[inside][closer], w2[inside][closer]], axis=1)
-    return face_img, bary_img
+    from egopressdiff.data.raster import rasterize_screen
+
+    xy = np.asarray(xy, dtype=np.float64)
+    fr = rasterize_screen(xy[:, 0], xy[:, 1], np.asarray(depth, dtype=np.float64), faces, int(size[0]),
+                          int(size[1]))
+    return fr.face, fr.bary
 
 
 def _pad_charts(kpa: np.ndarray, atlas) -> np.ndarray:
