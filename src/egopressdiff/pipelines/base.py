@@ -79,9 +79,14 @@ def check_inputs(rgb, depth, vertices, joints, ego_R=None, ego_T=None) -> dict:
     if t == 0:
         raise InputError("rgb holds no frames")
     out = {"rgb": rgb}
-    for name, value, tail, what in (("depth", depth, (None, None), "(T, H, W) in millimetres"),
-                                    ("vertices", vertices, (layout.NUM_VERTICES, 3), "(T, 778, 3) in metres"),
-                                    ("joints", joints, (layout.NUM_JOINTS, 3), "(T, 21, 3) in metres")):
+    per_frame = [("depth", depth, (None, None), "(T, H, W) in millimetres"),
+                 ("vertices", vertices, (layout.NUM_VERTICES, 3), "(T, 778, 3) in metres"),
+                 ("joints", joints, (layout.NUM_JOINTS, 3), "(T, 21, 3) in metres")]
+    if (ego_R is None) != (ego_T is None):
+        raise InputError("give both ego_R and ego_T (world -> camera) or neither")
+    if ego_R is not None:
+        per_frame += [("ego_R", ego_R, (3, 3), "(T, 3, 3)"), ("ego_T", ego_T, (3,), "(T, 3)")]
+    for name, value, tail, what in per_frame:
         arr = _as_numpy(value, name)
         _check_shape(arr, name, tail, what)
         _check_finite(arr, name)
@@ -90,16 +95,6 @@ def check_inputs(rgb, depth, vertices, joints, ego_R=None, ego_T=None) -> dict:
         out[name] = arr
     if np.any(out["depth"] < 0):
         raise InputError("depth must be >= 0 millimetres (0 = no measurement)")
-    if (ego_R is None) != (ego_T is None):
-        raise InputError("give both ego_R and ego_T (world -> camera) or neither")
-    if ego_R is not None:
-        for name, value, tail, what in (("ego_R", ego_R, (3, 3), "(T, 3, 3)"), ("ego_T", ego_T, (3,), "(T, 3)")):
-            arr = _as_numpy(value, name)
-            _check_shape(arr, name, tail, what)
-            _check_finite(arr, name)
-            if len(arr) != t:
-                raise InputError(f"{name} has {len(arr)} frames but rgb has {t}")
-            out[name] = arr
     return out
 
 
