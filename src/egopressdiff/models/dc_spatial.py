@@ -8,7 +8,7 @@ cross-attention ``attn2``, feed-forward; same residuals) and adds a vertex cross
     h  = h + attn1(norm1(h))
     n  = norm2(h)
     z_img = attn2(n, image tokens of the frame)        z_vtx = attn_vtx(n, vertex tokens of the frame)
-    z_vtx' = (z_vtx - mu_vtx) / sqrt(var_vtx + eps) * sigma_img + mu_img        (calibration)
+    z_vtx' = (z_vtx - mu_vtx) / sqrt(var_vtx + eps) * sqrt(var_img + eps) + mu_img   (calibration)
     h  = h + z_img + g * z_vtx'
     h  = h + ff(norm3(h))
 
@@ -16,8 +16,8 @@ cross-attention ``attn2``, feed-forward; same residuals) and adds a vertex cross
 output is the same vector at every spatial position (softmax over one key is 1), so mean/std
 taken over positions give std 0: the calibrated branch would be the constant mu_img and the
 vertex branch would get no gradient. We take mu/sigma over the *channel* dimension of each
-token (like LayerNorm), with ``eps`` inside the square root -- finite even for an all-zero
-branch, whose normalised value is 0 with a finite gradient.
+token (like LayerNorm), with ``eps`` inside both square roots -- finite, with finite
+gradients, even when either branch has zero variance (an all-zero or constant output).
 
 **Start where SVD was.** ``g`` is a per-channel gate initialised to zero, so a pretrained U-Net
 computes exactly what it computed before; its gradient (<dL/dh, z_vtx'>) is non-zero from the
@@ -63,11 +63,13 @@ class FrameContext:
 def calibrate(z_vtx: torch.Tensor, z_img: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Give ``z_vtx`` the mean and std of ``z_img``, both taken over channels for each token.
 
-    z_vtx' = (z_vtx - mu_vtx) / sqrt(var_vtx + eps) * std_img + mu_img  (biased variances).
+    z_vtx' = (z_vtx - mu_vtx) / sqrt(var_vtx + eps) * sqrt(var_img + eps) + mu_img  (biased variances).
+    ``eps`` sits inside both square roots: d sqrt(v)/dv is infinite at v = 0, so a branch with
+    zero variance (an all-zero or constant output) would otherwise send inf/NaN gradients.
     """
     normed = F.layer_norm(z_vtx, z_vtx.shape[-1:], eps=eps)  # (z - mu)/sqrt(var + eps) over channels
     var_img, mu_img = torch.var_mean(z_img, dim=-1, keepdim=True, correction=0)
-    return normed * var_img.sqrt() + mu_img
+    return normed * (var_img + eps).sqrt() + mu_img
 
 
 class DCSpatialBlock(nn.Module):
