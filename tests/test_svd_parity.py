@@ -91,7 +91,10 @@ def test_svd_model_trains_predicts_and_round_trips(svd_dir, tmp_path):
     model.save_pretrained(tmp_path / "ckpt")
     loaded = EgoPressDiff.from_pretrained(tmp_path / "ckpt")
     assert loaded.config.unet["block_out_channels"] == [32, 64]
-    assert torch.equal(loaded.predict(batch, steps=2, seed=0)["pressure_kpa"], out)
+    assert out.max() > 1.0  # zero-centred targets: the random model's sample is not all clipped to 0
+    # the reloaded U-Net (same weights) differs from the from_svd one by ~1e-6 per output (kernel
+    # choice), which the sampler carries to ~1e-4 kPa: float tolerance, not bit identity
+    torch.testing.assert_close(loaded.predict(batch, steps=2, seed=0)["pressure_kpa"], out, rtol=1e-4, atol=1e-3)
 
 
 def test_missing_parts_and_pickle_weights_are_refused(tmp_path):

@@ -2,8 +2,8 @@
 
 Data flow for a clip batch (see docs/architecture.md for the keys):
 
-* target: ``pressure`` (B, N, 224, 224) kPa -> area-resized to ``uv_size`` -> normalised to
-  [-1, 1] (models/codecs.py) -> codec latents (B, N, C, h, w);
+* target: ``pressure`` (B, N, 224, 224) kPa -> area-resized to ``uv_size`` -> normalised and
+  encoded by ``config.target_transform`` (models/codecs.py; zero pressure = latent 0) -> (B, N, C, h, w);
 * conditions: CLIP embedding of each RGB crop (one image token per frame); the Vertex
   Encoder's token per frame; in ``cond_space="image"`` the depth crop resized to ``uv_size``
   and encoded by the same codec (its latent is concatenated to the noisy latent, C + C input
@@ -35,12 +35,7 @@ from egopressdiff.diffusion.edm import EDMPreconditioning, edm_loss, latent_mask
 from egopressdiff.diffusion.sampling import karras_sigmas, sample, seeded_noise
 from egopressdiff.errors import CheckpointError, ConfigError, DataError
 from egopressdiff.models.clip_encoder import ClipImageEncoder, build_clip_model
-from egopressdiff.models.codecs import (
-    build_codec,
-    denormalize_pressure,
-    normalize_pressure,
-    resize_maps,
-)
+from egopressdiff.models.codecs import PressureTargets, build_codec, resize_maps
 from egopressdiff.models.config import EgoPressDiffConfig
 from egopressdiff.models.posenet import ConditionEncoder, PoseNet
 from egopressdiff.models.unet import ConditionedUNet
@@ -84,6 +79,8 @@ class EgoPressDiff(nn.Module):
         from diffusers import UNetSpatioTemporalConditionModel
 
         self.codec = build_codec(config.codec, vae)
+        self.targets = PressureTargets(self.codec, config.target_transform, config.pressure_scale_kpa,
+                                       config.pressure_max_kpa)
         clip_model = clip_model if clip_model is not None else build_clip_model(config.clip)
         self.image_encoder = ClipImageEncoder(clip_model, config.clip_image_mean, config.clip_image_std)
         if unet is None:
@@ -255,7 +252,7 @@ class EgoPressDiff(nn.Module):
             # resize in kPa (area average), then normalise: measured to lose less than resizing
             # the normalised map (benchmarks/bench_model.py, codec floor)
             small = resize_maps(kpa.float().reshape(b * n, 1, *kpa.shape[-2:]), c.uv_size)
-            z = self.codec.encode(normalize_pressure(small, c.pressure_scale_kpa, c.pressure_max_kpa))
+            z = self.targets.encode(small)
         return {"target_latents": z.reshape(b, n, *z.shape[1:]).float()}
 
     def encode_conditions(self, batch: dict) -> dict:
@@ -346,11 +343,9 @@ class EgoPressDiff(nn.Module):
 
     def decode_to_kpa(self, z: torch.Tensor, uv_mask: torch.Tensor | None) -> torch.Tensor:
         """Latents (B, N, C, h, w) -> (B, N, 224, 224) kPa, clipped at 0, masked by ``uv_mask`` (B, 224, 224)."""
-        c = self.config
         b, n = z.shape[:2]
-        y = self.codec.decode(z.flatten(0, 1), num_frames=n).float()
         out_size = 224 if uv_mask is None else uv_mask.shape[-1]
-        kpa = resize_maps(denormalize_pressure(y, c.pressure_scale_kpa, c.pressure_max_kpa), out_size).clamp(min=0)
+        kpa = resize_maps(self.targets.decode(z.flatten(0, 1), num_frames=n), out_size).clamp(min=0)
         kpa = kpa.reshape(b, n, out_size, out_size)
         if uv_mask is not None:
             kpa = kpa * uv_mask.to(kpa.device).float().unsqueeze(1)
