@@ -47,13 +47,17 @@ def svd_dir(tmp_path_factory):
     return _write_svd(tmp_path_factory.mktemp("svd"))
 
 
-def test_untrained_unet_equals_vanilla_svd_unet(svd_dir, monkeypatch):
+@pytest.mark.parametrize("vertex_tokens", ["pooled", "per_vertex"])
+def test_untrained_unet_equals_vanilla_svd_unet(svd_dir, monkeypatch, vertex_tokens):
     def no_pickle(*a, **k):
         raise AssertionError("unpickling attempted")
 
     monkeypatch.setattr(pickle, "load", no_pickle)
     monkeypatch.setattr(torch, "load", no_pickle)
-    model = EgoPressDiff.from_svd(svd_dir, **OVERRIDES)
+    over = {**OVERRIDES, "vertex_tokens": vertex_tokens,
+            "vertex_encoder": {**OVERRIDES["vertex_encoder"], "uv_atlas": "synthetic"}}
+    model = EgoPressDiff.from_svd(svd_dir, **over)
+    assert model.config.vertex_tokens == vertex_tokens
     vanilla = UNetSpatioTemporalConditionModel.from_pretrained(svd_dir / "unet", use_safetensors=True)
     assert model.latent_channels == 4 and model.latent_size == (16, 16)
     torch.manual_seed(1)
@@ -66,8 +70,10 @@ def test_untrained_unet_equals_vanilla_svd_unet(svd_dir, monkeypatch):
         ref = vanilla(sample, t, encoder_hidden_states=context, added_time_ids=time_ids).sample
         pose = model.denoiser.pose_features(torch.rand(b, n, 3, 32, 32), (16, 16))
         assert pose.shape == (b * n, 32, 16, 16)
-        ours = model.denoiser(sample, t, context[:, None].expand(b, n, 1, D), time_ids,
-                              vertex_tokens=torch.randn(b, n, 1, D), pose_features=pose)
+        vertex = model.vertex_encoder.tokens(torch.randn(b, n, 778, 3))  # (b, n, 1 or 64, D)
+        assert vertex.shape[2] == (1 if vertex_tokens == "pooled" else 64)
+        ours = model.denoiser(sample, t, context[:, None].expand(b, n, 1, D), time_ids, vertex_tokens=vertex,
+                              pose_features=pose, vertex_uv=model.vertex_encoder.token_uv)
     assert ours.shape == ref.shape == (b, n, 4, 16, 16)
     torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
     # the encoders are the ones in the folder

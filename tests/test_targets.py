@@ -78,7 +78,7 @@ def test_the_shipped_model_loads_with_the_legacy_transform_and_svd_constants():
     from egopressdiff.training.registry import load_model
 
     model = load_model(resolve_checkpoint("synthetic-egopressdiff"))
-    assert model.config.target_transform == "legacy_minus1"
+    assert model.config.target_transform == "legacy_minus1" and model.config.vertex_tokens == "pooled"
     assert model.config.edm["sigma_data"] == 1.0 and model.config.edm["sigma_max"] == 80.0
 
 

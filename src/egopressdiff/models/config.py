@@ -79,6 +79,7 @@ EDM_DEFAULTS = TINY_EDM
 # old checkpoints predict exactly as before. A config built from a preset takes the preset's.
 LEGACY_VALUES: dict[str, Any] = {
     "target_transform": "legacy_minus1",
+    "vertex_tokens": "pooled",
 }
 
 TRAINING_DEFAULTS: dict[str, Any] = {
@@ -97,6 +98,10 @@ VERTEX_ENCODER_DEFAULTS: dict[str, Any] = {
     "point_channels": [64, 128, 256],
     "temporal_blocks": 2,
     "kernel_size": 3,
+    # vertex_tokens="per_vertex": this many UV regions (tokens) per frame, from this atlas
+    # ("synthetic": the built-in hand; "mano": MANO's UV layout, for real data).
+    "regions": 64,
+    "uv_atlas": "synthetic",
 }
 
 TINY_UNET: dict[str, Any] = {
@@ -200,6 +205,10 @@ class EgoPressDiffConfig:
     # Target latents: "zero_centered" (zero pressure = latent 0) or "legacy_minus1" (background -1;
     # models shipped before the change). models/codecs.py, PressureTargets.
     target_transform: str = "zero_centered"
+    # Vertex tokens of the DC layers' vertex cross-attention: "pooled" (the paper: one token per
+    # frame, no spatial selectivity) or "per_vertex" (region tokens with their UV position, which
+    # each latent position attends to by UV distance; models/vertex_encoder.py, dc_spatial.py).
+    vertex_tokens: str = "per_vertex"
     # DC spatial layer: eps of the per-token channel statistics.
     dc_eps: float = 1e-5
     # SVD's added time ids (fps-1, motion_bucket_id, noise_aug_strength): fixed values, since
@@ -248,7 +257,8 @@ class EgoPressDiffConfig:
                 clip=copy.deepcopy(SVD_CLIP),
                 posenet_channels=[16, 32, 64, 128],
                 uv_encoder_channels=[64, 128, 256, 256],
-                vertex_encoder={"point_channels": [64, 128, 512], "temporal_blocks": 2, "kernel_size": 3},
+                vertex_encoder={**VERTEX_ENCODER_DEFAULTS, "point_channels": [64, 128, 512], "uv_atlas": "mano"},
+                vertex_tokens="pooled",  # the paper-faithful configuration (per_vertex: an option)
                 edm=edm,
                 training=training,
             )
@@ -326,6 +336,11 @@ class EgoPressDiffConfig:
                 raise ConfigError(f"model config {key} must be >= 1")
         if not float(self.output_floor_kpa) >= 0:
             raise ConfigError(f"model config output_floor_kpa must be >= 0, got {self.output_floor_kpa!r}")
+        if self.vertex_tokens not in ("pooled", "per_vertex"):
+            raise ConfigError(f"vertex_tokens must be 'pooled' or 'per_vertex', got {self.vertex_tokens!r}")
+        if self.vertex_encoder.get("uv_atlas") not in ("synthetic", "mano"):
+            raise ConfigError(f"vertex_encoder.uv_atlas must be 'synthetic' or 'mano', got "
+                              f"{self.vertex_encoder.get('uv_atlas')!r}")
         if self.target_transform not in ("zero_centered", "legacy_minus1"):
             raise ConfigError(f"target_transform must be 'zero_centered' or 'legacy_minus1', got "
                               f"{self.target_transform!r}")

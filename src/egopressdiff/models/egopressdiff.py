@@ -5,7 +5,7 @@ Data flow for a clip batch (see docs/architecture.md for the keys):
 * target: ``pressure`` (B, N, 224, 224) kPa -> area-resized to ``uv_size`` -> normalised and
   encoded by ``config.target_transform`` (models/codecs.py; zero pressure = latent 0) -> (B, N, C, h, w);
 * conditions: CLIP embedding of each RGB crop (one image token per frame); the Vertex
-  Encoder's token per frame; in ``cond_space="image"`` the depth crop resized to ``uv_size``
+  Encoder's token(s) per frame (``vertex_tokens``: one pooled token, or UV region tokens); in ``cond_space="image"`` the depth crop resized to ``uv_size``
   and encoded by the same codec (its latent is concatenated to the noisy latent, C + C input
   channels) and the pose map for PoseNet; in ``cond_space="uv"`` ``batch["uv_cond"]`` goes
   through a small conv encoder to C latent channels (taking the depth latent's slot) and
@@ -100,9 +100,12 @@ class EgoPressDiff(nn.Module):
         cond_ch = 3 if config.cond_space == "image" else config.uv_cond_channels
         posenet = (PoseNet(cond_ch, width, self.codec.downsample_factor, config.posenet_channels)
                    if config.use_posenet else None)
-        self.denoiser = ConditionedUNet(unet, posenet, calibrate=config.use_dc_calibration, eps=config.dc_eps)
+        per_vertex = config.vertex_tokens == "per_vertex" and config.use_vertices
+        self.denoiser = ConditionedUNet(unet, posenet, calibrate=config.use_dc_calibration, eps=config.dc_eps,
+                                        spatial_vertex=per_vertex)
         ve = config.vertex_encoder
-        self.vertex_encoder = (VertexEncoder(d, ve["point_channels"], ve["temporal_blocks"], ve["kernel_size"])
+        self.vertex_encoder = (VertexEncoder(d, ve["point_channels"], ve["temporal_blocks"], ve["kernel_size"],
+                                             tokens=config.vertex_tokens, regions=ve["regions"], atlas=ve["uv_atlas"])
                                if config.use_vertices else None)
         self.uv_encoder = (ConditionEncoder(config.uv_cond_channels, c_lat, self.codec.downsample_factor,
                                             config.uv_encoder_channels)
@@ -285,9 +288,10 @@ class EgoPressDiff(nn.Module):
         b, n = clip.shape[:2]
         device = clip.device
         h, w = self.latent_size
-        prep = {"image_tokens": clip.unsqueeze(2), "vertex_tokens": None, "pose_features": None}
+        prep = {"image_tokens": clip.unsqueeze(2), "vertex_tokens": None, "vertex_uv": None, "pose_features": None}
         if self.vertex_encoder is not None:
-            prep["vertex_tokens"] = self.vertex_encoder(batch["vertices"].to(device)).unsqueeze(2)
+            prep["vertex_tokens"] = self.vertex_encoder.tokens(batch["vertices"].to(device))  # (B, N, T, D)
+            prep["vertex_uv"] = self.vertex_encoder.token_uv  # (T, 2) for region tokens, else None
         if c.cond_space == "image":
             if c.use_depth:
                 prep["cond_latents"] = frozen["depth_latents"]
@@ -320,7 +324,8 @@ class EgoPressDiff(nn.Module):
         s = (-1, 1, 1, 1, 1)
         inp = torch.cat([x * c_in.view(s), prep["cond_latents"].to(x.dtype)], dim=2)
         f = self.denoiser(inp, c_noise, prep["image_tokens"], prep["added_time_ids"],
-                          vertex_tokens=prep["vertex_tokens"], pose_features=prep["pose_features"])
+                          vertex_tokens=prep["vertex_tokens"], pose_features=prep["pose_features"],
+                          vertex_uv=prep.get("vertex_uv"))
         return c_skip.view(s) * x + c_out.view(s) * f.float()
 
     def training_loss(self, batch: dict) -> torch.Tensor:
