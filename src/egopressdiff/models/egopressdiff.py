@@ -3,11 +3,13 @@
 Data flow for a clip batch (see docs/architecture.md for the keys):
 
 * target: ``pressure`` (B, N, 224, 224) kPa -> area-resized to ``uv_size`` -> normalised and
-  encoded by ``config.target_transform`` (models/codecs.py; zero pressure = latent 0) -> (B, N, C, h, w);
+  encoded as ``config.target_transform`` says (models/codecs.py; zero pressure = latent 0)
+  -> (B, N, C, h, w);
 * conditions: CLIP embedding of each RGB crop (one image token per frame); the Vertex
-  Encoder's token(s) per frame (``vertex_tokens``: one pooled token, or UV region tokens); in ``cond_space="image"`` the depth crop resized to ``uv_size``
-  and encoded by the same codec (its latent is concatenated to the noisy latent, C + C input
-  channels) and the pose map for PoseNet; in ``cond_space="uv"`` ``batch["uv_cond"]`` goes
+  Encoder's token(s) per frame (``vertex_tokens``: one pooled token, or UV region tokens);
+  in ``cond_space="image"`` the depth crop resized to ``uv_size`` and encoded by the same
+  codec (its latent is concatenated to the noisy latent, C + C input channels) and the pose
+  map for PoseNet; in ``cond_space="uv"`` ``batch["uv_cond"]`` goes
   through a small conv encoder to C latent channels (taking the depth latent's slot) and
   through PoseNet. Image-space maps are resized to the latent grid of the UV targets: the
   paper adds pose features to the latent and concatenates depth latents, which needs one grid;
