@@ -47,6 +47,24 @@ def test_all_zero_branch_is_well_defined():
     assert torch.isfinite(z_vtx.grad).all() and z_vtx.grad.abs().sum() > 0
 
 
+def test_zero_variance_branches_have_finite_gradients():
+    # constant over channels (variance 0) in the image branch, all-zero vertex branch: the square
+    # roots of both variances would have infinite derivatives without eps inside them
+    eps = 1e-5
+    z_img = torch.full((3, 4, DIM), 0.7, requires_grad=True)
+    z_vtx = torch.randn(3, 4, DIM, requires_grad=True)
+    out = calibrate(z_vtx, z_img, eps=eps)
+    normed = torch.nn.functional.layer_norm(z_vtx.detach(), (DIM,), eps=eps)
+    torch.testing.assert_close(out.detach(), 0.7 + eps**0.5 * normed)
+    (out * torch.randn_like(out)).sum().backward()
+    assert torch.isfinite(z_img.grad).all() and torch.isfinite(z_vtx.grad).all()
+    assert z_img.grad.abs().sum() > 0 and z_vtx.grad.abs().sum() > 0
+    zero_vtx = torch.zeros(3, 4, DIM, requires_grad=True)
+    flat_img = torch.full((3, 4, DIM), -1.0, requires_grad=True)
+    (calibrate(zero_vtx, flat_img, eps=eps) * torch.randn(3, 4, DIM)).sum().backward()
+    assert torch.isfinite(zero_vtx.grad).all() and torch.isfinite(flat_img.grad).all()
+
+
 def test_untrained_dc_block_equals_original_block():
     base, dc, ctx = _block()
     base_copy = BasicTransformerBlock(DIM, 2, DIM // 2, cross_attention_dim=D)

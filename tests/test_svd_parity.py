@@ -48,13 +48,17 @@ def svd_dir(tmp_path_factory):
     return _write_svd(tmp_path_factory.mktemp("svd"))
 
 
-def test_untrained_unet_equals_vanilla_svd_unet(svd_dir, monkeypatch):
+@pytest.mark.parametrize("vertex_tokens", ["pooled", "per_vertex"])
+def test_untrained_unet_equals_vanilla_svd_unet(svd_dir, monkeypatch, vertex_tokens):
     def no_pickle(*a, **k):
         raise AssertionError("unpickling attempted")
 
     monkeypatch.setattr(pickle, "load", no_pickle)
     monkeypatch.setattr(torch, "load", no_pickle)
-    model = EgoPressDiff.from_svd(svd_dir, **OVERRIDES)
+    over = {**OVERRIDES, "vertex_tokens": vertex_tokens,
+            "vertex_encoder": {**OVERRIDES["vertex_encoder"], "uv_atlas": "synthetic"}}
+    model = EgoPressDiff.from_svd(svd_dir, **over)
+    assert model.config.vertex_tokens == vertex_tokens
     vanilla = UNetSpatioTemporalConditionModel.from_pretrained(svd_dir / "unet", use_safetensors=True)
     assert model.latent_channels == 4 and model.latent_size == (16, 16)
     torch.manual_seed(1)
@@ -67,8 +71,10 @@ def test_untrained_unet_equals_vanilla_svd_unet(svd_dir, monkeypatch):
         ref = vanilla(sample, t, encoder_hidden_states=context, added_time_ids=time_ids).sample
         pose = model.posenet(torch.rand(b * n, 3, 32, 32), latent_size=(16, 16))
         assert pose.shape == (b * n, 32, 16, 16)
-        ours = model.denoiser(sample, t, context[:, None].expand(b, n, 1, D), time_ids,
-                              vertex_tokens=torch.randn(b, n, 1, D), pose_features=pose)
+        vertex = model.vertex_encoder.tokens(torch.randn(b, n, 778, 3))  # (b, n, 1 or 64, D)
+        assert vertex.shape[2] == (1 if vertex_tokens == "pooled" else 64)
+        ours = model.denoiser(sample, t, context[:, None].expand(b, n, 1, D), time_ids, vertex_tokens=vertex,
+                              pose_features=pose, vertex_uv=model.vertex_encoder.token_uv)
     assert ours.shape == ref.shape == (b, n, 4, 16, 16)
     torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
     # the encoders are the ones in the folder
@@ -92,12 +98,13 @@ def test_svd_model_trains_predicts_and_round_trips(svd_dir, tmp_path):
     model.save_pretrained(tmp_path / "ckpt")
     loaded = EgoPressDiff.from_pretrained(tmp_path / "ckpt")
     assert loaded.config.unet["block_out_channels"] == [32, 64]
-    # identical weights (checked key by key), but the SVD-loaded U-Net and a freshly built one differ in
-    # the last float bits (1e-6 in one denoiser call, measured; also before the component layout)
-    for k, v in model.state_dict().items():
+    assert out.max() > 1.0  # zero-centred targets: the random model's sample is not all clipped to 0
+    for k, v in model.state_dict().items():  # identical weights, key by key
         assert torch.equal(loaded.state_dict()[k], v), k
+    # the reloaded U-Net differs from the from_svd one by ~1e-6 per output (kernel choice), which the
+    # sampler carries to ~1e-4 kPa: float tolerance, not bit identity
     again = EgoPressDiffPipeline(loaded).sample(batch, num_inference_steps=2, seed=0)["pressure_kpa"]
-    torch.testing.assert_close(again, out, atol=1e-2, rtol=1e-3)
+    torch.testing.assert_close(again, out, rtol=1e-4, atol=1e-3)
 
 
 def test_missing_parts_and_pickle_weights_are_refused(tmp_path):

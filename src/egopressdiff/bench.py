@@ -250,7 +250,7 @@ def measure_conditioning(model, batch, device, repeats: int, amp: bool) -> dict:
     pose_in = batch.get("pose_map") if c.cond_space == "image" else batch.get("uv_cond")
 
     def vertex():
-        return None if model.vertex_encoder is None else model.vertex_encoder(batch["vertices"]).unsqueeze(2)
+        return None if model.vertex_encoder is None else model.vertex_encoder.tokens(batch["vertices"])
 
     def pose():
         if model.posenet is None or pose_in is None:
@@ -258,10 +258,11 @@ def measure_conditioning(model, batch, device, repeats: int, amp: bool) -> dict:
         return model.posenet(pose_in.float().flatten(0, 1), latent_size=(h, w))
 
     def ours():
-        den(inp, t, tokens, tids, vertex_tokens=vertex(), pose_features=pose())
+        den(inp, t, tokens, tids, vertex_tokens=vertex(), pose_features=pose(), vertex_uv=prep["vertex_uv"])
 
     def ours_unet():
-        den(inp, t, tokens, tids, vertex_tokens=prep["vertex_tokens"], pose_features=prep["pose_features"])
+        den(inp, t, tokens, tids, vertex_tokens=prep["vertex_tokens"], pose_features=prep["pose_features"],
+            vertex_uv=prep["vertex_uv"])
 
     def plain():
         vanilla(inp, t, encoder_hidden_states=tokens[:, 0], added_time_ids=tids, return_dict=False)

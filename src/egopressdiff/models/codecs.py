@@ -2,12 +2,24 @@
 
 Pressure normalisation (documented, invertible on [0, p_max]):
 
-    y = clip(log1p(kPa / s) / log1p(p_max / s), 0, 1) * 2 - 1            (kPa -> [-1, 1])
-    kPa = s * expm1((y + 1) / 2 * log1p(p_max / s))                         (inverse, y in [-1, 1])
+    x = clip(log1p(kPa / s) / log1p(p_max / s), 0, 1) * 2 - 1            (kPa -> [-1, 1], the codec's input)
+    kPa = s * expm1((x + 1) / 2 * log1p(p_max / s))                         (inverse, x in [-1, 1])
 
 with s = ``pressure_scale_kpa`` (2 kPa) and p_max = ``pressure_max_kpa`` (200 kPa). The map
 is strictly increasing on [0, p_max], so the inverse is exact there (up to float rounding);
 the log compresses the heavy tail of contact pressure so light touches are not lost.
+
+Target latents (:class:`PressureTargets`, the model's ``target_transform``):
+
+* ``"zero_centered"`` (default): z = E(x) - E(-1), so **zero pressure is latent 0** for every
+  codec. For the tiny codec (linear, E(-1) = -1) this is z = pixel_unshuffle(2 y) with
+  y = log1p(kPa/s)/log1p(p_max/s) in [0, 1]; for the SVD VAE the latent of an all-zero map
+  (constant -1 image) is subtracted. Why: pressure maps are mostly zero, so with a -1
+  background a symmetric error of the network turns into positive pressure wherever it lands
+  above -1 (what lies below is clipped away), and the U-Net's zero padding reads as ~18 kPa;
+  with the background at 0 both are neutral.
+* ``"legacy_minus1"``: z = E(x), the zero-pressure background at latent -1 (the models shipped
+  before the change; a saved config without the key loads with it).
 
 Both codecs encode *one-channel* maps in [-1, 1] of shape (M, 1, H, W) to latents
 (M, C, H/f, W/f) and decode them back:
@@ -38,6 +50,48 @@ def denormalize_pressure(y: torch.Tensor, scale_kpa: float, max_kpa: float) -> t
     """[-1, 1] -> kPa, the inverse of :func:`normalize_pressure` (values outside [-1, 1] are clipped)."""
     t = (y.clamp(-1, 1) + 1) / 2
     return scale_kpa * torch.expm1(t * math.log1p(max_kpa / scale_kpa))
+
+
+TARGET_TRANSFORMS = ("zero_centered", "legacy_minus1")
+
+
+class PressureTargets:
+    """kPa maps <-> the diffusion model's target latents through ``codec`` (see module doc).
+
+    A plain object holding a reference to the codec (not a module: the codec's weights are
+    registered once, by the model).
+    """
+
+    def __init__(self, codec: ModelMixin, transform: str, scale_kpa: float, max_kpa: float):
+        if transform not in TARGET_TRANSFORMS:
+            raise ValueError(f"target_transform must be one of {', '.join(TARGET_TRANSFORMS)}, got {transform!r}")
+        self.codec, self.transform = codec, transform
+        self.scale_kpa, self.max_kpa = float(scale_kpa), float(max_kpa)
+
+    def zero_latent(self, size: tuple[int, int], device=None) -> torch.Tensor:
+        """E(-1): the (1, C, h, w) latent of a zero-pressure map of ``size`` (H, W) pixels."""
+        return self.codec.encode(torch.full((1, 1, *size), -1.0, device=device))
+
+    def encode(self, kpa: torch.Tensor) -> torch.Tensor:
+        """(M, 1, H, W) kPa -> (M, C, h, w) target latents."""
+        x = normalize_pressure(kpa, self.scale_kpa, self.max_kpa)
+        if self.transform == "legacy_minus1":
+            return self.codec.encode(x)
+        if isinstance(self.codec, PixelUnshuffleCodec):  # linear: E(x) - E(-1) = E(x + 1), exact
+            return self.codec.encode(x + 1)
+        return self.codec.encode(x) - self.zero_latent(x.shape[-2:], x.device)
+
+    def decode(self, z: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
+        """(M, C, h, w) target latents -> (M, 1, H, W) kPa (>= 0; values below the zero map clip to 0)."""
+        if self.transform == "legacy_minus1":
+            x = self.codec.decode(z, num_frames=num_frames).float()
+        elif isinstance(self.codec, PixelUnshuffleCodec):
+            x = self.codec.decode(z, num_frames=num_frames).float() - 1
+        else:
+            f = self.codec.downsample_factor
+            zero = self.zero_latent((z.shape[-2] * f, z.shape[-1] * f), z.device).to(z.dtype)
+            x = self.codec.decode(z + zero, num_frames=num_frames).float()
+        return denormalize_pressure(x, self.scale_kpa, self.max_kpa)
 
 
 def resize_maps(x: torch.Tensor, size: int) -> torch.Tensor:

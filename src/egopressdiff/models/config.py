@@ -32,7 +32,8 @@ from egopressdiff.errors import ConfigError
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
-EDM_DEFAULTS: dict[str, Any] = {
+# SVD's constants (what the models shipped before the zero-centred targets were trained with).
+SVD_EDM: dict[str, Any] = {
     # sigma_data of EDM; SVD's v-parameterisation is EDM with sigma_data = 1.
     "sigma_data": 1.0,
     # SVD fine-tuning recipes sample log(sigma) ~ N(0.7, 1.6^2).
@@ -51,10 +52,44 @@ EDM_DEFAULTS: dict[str, Any] = {
     "sampler": "euler",  # "euler" | "heun"
 }
 
+# tiny: measured, not SVD's. `python scripts/target_stats.py --config tiny-uv --data DATA` on the
+# synthetic benchmark (`egopressdiff synth DATA --participants 8 --sequences 8 --frames 64 --seed 1`),
+# training participants p_001-p_005, 2,240 frames, zero-centred targets: mean 0.011, std 0.081,
+# RMS 0.0815, max |z| 1.67, 94% exact zeros. sigma_data = the RMS; sigma_max = 2.5 x max |z|,
+# sigma_min = sigma_data / 50, p_mean = ln sigma_data, p_std = ln(sigma_max / sigma_min) / 5
+# (the reasons: egopressdiff.diffusion.target_stats). SVD's sigma_data = 1 is 12x this RMS: at
+# sigma ~ 1 its c_out is ~0.7, so the network's output errors reach the denoised estimate ~9x
+# larger than with the matched value (c_out <= sigma_data).
+TINY_EDM: dict[str, Any] = {**SVD_EDM, "sigma_data": 0.081, "p_mean": -2.5, "p_std": 1.6,
+                            "sigma_min": 0.0016, "sigma_max": 4.2}
+
+# svd: PROVISIONAL. SVD's VAE weights are not on this project's machines, so its latents of
+# pressure maps could not be measured. These apply the same rules to a guess: the tiny codec's
+# figures times ~2, the latent/pixel gain SVD's VAE scaling factor gives natural images (unit
+# latent std for pixel std ~0.5): sigma_data ~0.16, max |z| ~3.3. Measure before training at
+# this size: `python scripts/target_stats.py --config svd --pretrained-svd SVD_DIR --data DATA`
+# prints the --set flags. Kept from SVD: c_out_sign (the pretrained U-Net's v-parameterisation),
+# the EDM loss weighting, rho and the Euler sampler (parameterisation, not data statistics).
+SVD_PRESET_EDM: dict[str, Any] = {**SVD_EDM, "sigma_data": 0.16, "p_mean": -1.8, "p_std": 1.6,
+                                  "sigma_min": 0.0032, "sigma_max": 8.4}
+EDM_DEFAULTS = TINY_EDM
+
+# Keys added to the model config after models were shipped: a *saved* config.json (it carries
+# ``_class_name``) that lacks one was written before it existed and loads with this value, so
+# old checkpoints predict exactly as before. A config built from a preset takes the preset's.
+LEGACY_VALUES: dict[str, Any] = {
+    "target_transform": "legacy_minus1",
+    "vertex_tokens": "pooled",
+}
+
 VERTEX_ENCODER_DEFAULTS: dict[str, Any] = {
     "point_channels": [64, 128, 256],
     "temporal_blocks": 2,
     "kernel_size": 3,
+    # vertex_tokens="per_vertex": this many UV regions (tokens) per frame, from this atlas
+    # ("synthetic": the built-in hand; "mano": MANO's UV layout, for real data).
+    "regions": 64,
+    "uv_atlas": "synthetic",
 }
 
 TINY_UNET: dict[str, Any] = {
@@ -155,6 +190,13 @@ class EgoPressDiffConfig:
     # Pressure normalisation: y = clip(log1p(kPa/s)/log1p(p_max/s), 0, 1)*2-1 (models/codecs.py).
     pressure_scale_kpa: float = 2.0
     pressure_max_kpa: float = 200.0
+    # Target latents: "zero_centered" (zero pressure = latent 0) or "legacy_minus1" (background -1;
+    # models shipped before the change). models/codecs.py, PressureTargets.
+    target_transform: str = "zero_centered"
+    # Vertex tokens of the DC layers' vertex cross-attention: "pooled" (the paper: one token per
+    # frame, no spatial selectivity) or "per_vertex" (region tokens with their UV position, which
+    # each latent position attends to by UV distance; models/vertex_encoder.py, dc_spatial.py).
+    vertex_tokens: str = "per_vertex"
     # DC spatial layer: eps of the per-token channel statistics.
     dc_eps: float = 1e-5
     # SVD's added time ids (fps-1, motion_bucket_id, noise_aug_strength): fixed values, since
@@ -185,8 +227,7 @@ class EgoPressDiffConfig:
         if name == "tiny":
             return cls()
         if name == "svd":
-            edm = dict(EDM_DEFAULTS)
-            edm["sigma_max"] = 700.0  # SVD's sampling schedule (diffusers' SVD scheduler config)
+            edm = dict(SVD_PRESET_EDM)
             return cls(
                 name="svd",
                 clip_length=16,
@@ -198,7 +239,8 @@ class EgoPressDiffConfig:
                 clip=copy.deepcopy(SVD_CLIP),
                 posenet_channels=[16, 32, 64, 128],
                 uv_encoder_channels=[64, 128, 256, 256],
-                vertex_encoder={"point_channels": [64, 128, 512], "temporal_blocks": 2, "kernel_size": 3},
+                vertex_encoder={**VERTEX_ENCODER_DEFAULTS, "point_channels": [64, 128, 512], "uv_atlas": "mano"},
+                vertex_tokens="pooled",  # the paper-faithful configuration (per_vertex: an option)
                 edm=edm,
             )
         raise ConfigError(f"unknown model preset {name!r} (expected 'tiny' or 'svd')")
@@ -211,12 +253,15 @@ class EgoPressDiffConfig:
     def from_dict(cls, data: dict) -> EgoPressDiffConfig:
         """Build from a dict; unknown keys (also inside ``edm``/``vertex_encoder``) raise ConfigError.
 
-        Missing keys take the defaults of the preset named by ``data["name"]`` (``tiny`` if absent).
-        A ``training`` entry (written by older versions; training settings live in the run config)
-        is ignored.
+        Missing keys take the defaults of the preset named by ``data["name"]`` (``tiny`` if absent),
+        except in a saved config (one with ``_class_name``), where the keys of
+        :data:`LEGACY_VALUES` take their legacy values. A ``training`` entry (written by older
+        versions; training settings live in the run config) is ignored.
         """
         if not isinstance(data, dict):
             raise ConfigError(f"model config must be a mapping, got {type(data).__name__}")
+        if "_class_name" in data:  # a saved config: keys it lacks did not exist when it was written
+            data = {**LEGACY_VALUES, **data}
         data = {k: v for k, v in data.items() if not k.startswith("_") and k != "training"}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
@@ -273,6 +318,14 @@ class EgoPressDiffConfig:
                 raise ConfigError(f"model config {key} must be >= 1")
         if not float(self.output_floor_kpa) >= 0:
             raise ConfigError(f"model config output_floor_kpa must be >= 0, got {self.output_floor_kpa!r}")
+        if self.vertex_tokens not in ("pooled", "per_vertex"):
+            raise ConfigError(f"vertex_tokens must be 'pooled' or 'per_vertex', got {self.vertex_tokens!r}")
+        if self.vertex_encoder.get("uv_atlas") not in ("synthetic", "mano"):
+            raise ConfigError(f"vertex_encoder.uv_atlas must be 'synthetic' or 'mano', got "
+                              f"{self.vertex_encoder.get('uv_atlas')!r}")
+        if self.target_transform not in ("zero_centered", "legacy_minus1"):
+            raise ConfigError(f"target_transform must be 'zero_centered' or 'legacy_minus1', got "
+                              f"{self.target_transform!r}")
         if not 0 < self.pressure_scale_kpa < self.pressure_max_kpa:
             raise ConfigError("need 0 < pressure_scale_kpa < pressure_max_kpa")
         proj = self.clip.get("projection_dim")

@@ -8,7 +8,7 @@ cross-attention ``attn2``, feed-forward; same residuals) and adds a vertex cross
     h  = h + attn1(norm1(h))
     n  = norm2(h)
     z_img = attn2(n, image tokens of the frame)        z_vtx = attn_vtx(n, vertex tokens of the frame)
-    z_vtx' = (z_vtx - mu_vtx) / sqrt(var_vtx + eps) * sigma_img + mu_img        (calibration)
+    z_vtx' = (z_vtx - mu_vtx) / sqrt(var_vtx + eps) * sqrt(var_img + eps) + mu_img   (calibration)
     h  = h + z_img + g * z_vtx'
     h  = h + ff(norm3(h))
 
@@ -16,8 +16,8 @@ cross-attention ``attn2``, feed-forward; same residuals) and adds a vertex cross
 output is the same vector at every spatial position (softmax over one key is 1), so mean/std
 taken over positions give std 0: the calibrated branch would be the constant mu_img and the
 vertex branch would get no gradient. We take mu/sigma over the *channel* dimension of each
-token (like LayerNorm), with ``eps`` inside the square root -- finite even for an all-zero
-branch, whose normalised value is 0 with a finite gradient.
+token (like LayerNorm), with ``eps`` inside both square roots -- finite, with finite
+gradients, even when either branch has zero variance (an all-zero or constant output).
 
 **Start where SVD was.** ``g`` is a per-channel gate initialised to zero, so a pretrained U-Net
 computes exactly what it computed before; its gradient (<dL/dh, z_vtx'>) is non-zero from the
@@ -25,6 +25,18 @@ first step, and once g != 0 the gradient reaches ``attn_vtx`` and the Vertex Enc
 ``attn_vtx`` starts as a copy of ``attn2`` (pretrained projections of the same width).
 With ``calibrate=False`` (ablation "no DC calibration") the fusion is the plain sum
 z_img + g * z_vtx.
+
+**Spatial vertex attention** (``spatial_vertex=True``, for region tokens that carry a UV
+position, models/vertex_encoder.py). The latent grid of the U-Net is the UV grid of the
+pressure map, so the query at grid cell (i, j) of an h x w level sits at
+(u, v) = ((j + 0.5) / w, 1 - (i + 0.5) / h) (EgoPressure's convention: row 0 is v = 1). The
+vertex cross-attention's logits get a UV-distance bias, a Gaussian kernel in UV space:
+
+    logit(q, k) += -beta * |uv_q - uv_k|^2 / (2 r^2),   r = 1 / sqrt(K)  (about a region's spacing)
+
+with ``beta`` (``vtx_locality``) learned per block, starting at 1, so each position attends
+mostly to the regions around it and the vertex branch can differ from place to place. With
+one token (or no token positions) the bias is absent and the block is the paper's.
 
 **Per-frame context.** The spatial blocks see hidden states (B*N, HW, C). A shared
 :class:`FrameContext` holds image tokens (B*N, T_img, D) and vertex tokens (B*N, T_vtx, D), row
@@ -36,6 +48,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 
 import torch
 import torch.nn.functional as F
@@ -48,32 +61,52 @@ class FrameContext:
     def __init__(self):
         self.image: torch.Tensor | None = None
         self.vertex: torch.Tensor | None = None
+        self.vertex_uv: torch.Tensor | None = None
 
     @contextlib.contextmanager
-    def use(self, image: torch.Tensor | None, vertex: torch.Tensor | None):
-        """Set (B*N, T, D) image / vertex tokens for the duration of a forward pass."""
-        old = (self.image, self.vertex)
-        self.image, self.vertex = image, vertex
+    def use(self, image: torch.Tensor | None, vertex: torch.Tensor | None, vertex_uv: torch.Tensor | None = None):
+        """Set (B*N, T, D) image / vertex tokens (and the vertex tokens' (T, 2) UV) for a forward pass."""
+        old = (self.image, self.vertex, self.vertex_uv)
+        self.image, self.vertex, self.vertex_uv = image, vertex, vertex_uv
         try:
             yield self
         finally:
-            self.image, self.vertex = old
+            self.image, self.vertex, self.vertex_uv = old
+
+
+def latent_uv(num_positions: int, device=None) -> torch.Tensor:
+    """(HW, 2) UV of the cells of a square h x w latent grid, row-major (see module doc)."""
+    h = math.isqrt(num_positions)
+    if h * h != num_positions:
+        raise ValueError(f"spatial vertex attention needs a square latent grid, got {num_positions} positions")
+    c = (torch.arange(h, dtype=torch.float32, device=device) + 0.5) / h
+    v, u = torch.meshgrid(1 - c, c, indexing="ij")
+    return torch.stack([u, v], dim=-1).reshape(-1, 2)
+
+
+def uv_distance_bias(num_positions: int, token_uv: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+    """(HW, K) attention-logit bias -strength * |uv_q - uv_k|^2 / (2 r^2), r = 1/sqrt(K)."""
+    d2 = torch.cdist(latent_uv(num_positions, token_uv.device), token_uv.float()).pow(2)
+    return -strength * d2 * (token_uv.shape[0] / 2.0)
 
 
 def calibrate(z_vtx: torch.Tensor, z_img: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Give ``z_vtx`` the mean and std of ``z_img``, both taken over channels for each token.
 
-    z_vtx' = (z_vtx - mu_vtx) / sqrt(var_vtx + eps) * std_img + mu_img  (biased variances).
+    z_vtx' = (z_vtx - mu_vtx) / sqrt(var_vtx + eps) * sqrt(var_img + eps) + mu_img  (biased variances).
+    ``eps`` sits inside both square roots: d sqrt(v)/dv is infinite at v = 0, so a branch with
+    zero variance (an all-zero or constant output) would otherwise send inf/NaN gradients.
     """
     normed = F.layer_norm(z_vtx, z_vtx.shape[-1:], eps=eps)  # (z - mu)/sqrt(var + eps) over channels
     var_img, mu_img = torch.var_mean(z_img, dim=-1, keepdim=True, correction=0)
-    return normed * var_img.sqrt() + mu_img
+    return normed * (var_img + eps).sqrt() + mu_img
 
 
 class DCSpatialBlock(nn.Module):
     """Drop-in replacement of a diffusers ``BasicTransformerBlock`` (layer_norm type) -- see module doc."""
 
-    def __init__(self, block: nn.Module, context: FrameContext, calibrate: bool = True, eps: float = 1e-5):
+    def __init__(self, block: nn.Module, context: FrameContext, calibrate: bool = True, eps: float = 1e-5,
+                 spatial_vertex: bool = False):
         super().__init__()
         if getattr(block, "norm_type", "layer_norm") != "layer_norm" or block.attn2 is None:
             raise ValueError("DCSpatialBlock needs a layer_norm BasicTransformerBlock with cross-attention")
@@ -85,6 +118,9 @@ class DCSpatialBlock(nn.Module):
         self.norm3, self.ff = block.norm3, block.ff
         self.attn_vtx = copy.deepcopy(block.attn2)
         self.vtx_gate = nn.Parameter(torch.zeros(block.norm2.normalized_shape[0]))
+        if spatial_vertex:
+            self.vtx_locality = nn.Parameter(torch.ones(()))
+        self.spatial_vertex = spatial_vertex
         self.context = context
         self.use_calibration = calibrate
         self.eps = eps
@@ -104,6 +140,7 @@ class DCSpatialBlock(nn.Module):
         ctx = self.context
         image = ctx.image if ctx is not None and ctx.image is not None else encoder_hidden_states
         vertex = ctx.vertex if ctx is not None else None
+        vertex_uv = ctx.vertex_uv if ctx is not None else None
         rows = hidden_states.shape[0]
         for name, tokens in (("image", image), ("vertex", vertex)):
             if tokens is not None and tokens.shape[0] != rows:
@@ -113,7 +150,12 @@ class DCSpatialBlock(nn.Module):
         normed = self.norm2(hidden_states)
         z = self.attn2(normed, encoder_hidden_states=image, attention_mask=encoder_attention_mask)
         if vertex is not None:
-            z_vtx = self.attn_vtx(normed, encoder_hidden_states=vertex)
+            bias = None
+            if self.spatial_vertex and vertex_uv is not None and vertex.shape[1] > 1:
+                # (HW, K) -> (rows * heads, HW, K) without a copy: what diffusers' processors expect
+                bias = uv_distance_bias(normed.shape[1], vertex_uv, self.vtx_locality).to(normed.dtype)
+                bias = bias.expand(rows * self.attn_vtx.heads, *bias.shape)
+            z_vtx = self.attn_vtx(normed, encoder_hidden_states=vertex, attention_mask=bias)
             if self.use_calibration:
                 z_vtx = calibrate(z_vtx, z, self.eps)
             z = z + self.vtx_gate * z_vtx
@@ -122,7 +164,7 @@ class DCSpatialBlock(nn.Module):
 
 
 def swap_in_dc_spatial_blocks(unet: nn.Module, context: FrameContext, calibrate: bool = True,
-                              eps: float = 1e-5) -> list[DCSpatialBlock]:
+                              eps: float = 1e-5, spatial_vertex: bool = False) -> list[DCSpatialBlock]:
     """Replace every spatial transformer block of a ``UNetSpatioTemporalConditionModel`` in place.
 
     Only the ``transformer_blocks`` of each ``TransformerSpatioTemporalModel`` are swapped; its
@@ -136,10 +178,12 @@ def swap_in_dc_spatial_blocks(unet: nn.Module, context: FrameContext, calibrate:
     for module in targets:
         for i, block in enumerate(module.transformer_blocks):
             if isinstance(block, DCSpatialBlock):  # already swapped: just rewire
+                if block.spatial_vertex != spatial_vertex:
+                    raise ValueError("the U-Net's DC blocks were built with another spatial_vertex setting")
                 block.context, block.use_calibration, block.eps = context, calibrate, eps
                 swapped.append(block)
                 continue
-            new = DCSpatialBlock(block, context, calibrate=calibrate, eps=eps)
+            new = DCSpatialBlock(block, context, calibrate=calibrate, eps=eps, spatial_vertex=spatial_vertex)
             module.transformer_blocks[i] = new
             swapped.append(new)
     return swapped

@@ -2,12 +2,14 @@
 
 Data flow for a clip batch (see docs/architecture.md for the keys):
 
-* target: ``pressure`` (B, N, 224, 224) kPa -> area-resized to ``uv_size`` -> normalised to
-  [-1, 1] (models/codecs.py) -> codec latents (B, N, C, h, w);
+* target: ``pressure`` (B, N, 224, 224) kPa -> area-resized to ``uv_size`` -> normalised and
+  encoded as ``config.target_transform`` says (models/codecs.py; zero pressure = latent 0)
+  -> (B, N, C, h, w);
 * conditions: CLIP embedding of each RGB crop (one image token per frame); the Vertex
-  Encoder's token per frame; in ``cond_space="image"`` the depth crop resized to ``uv_size``
-  and encoded by the same codec (its latent is concatenated to the noisy latent, C + C input
-  channels) and the pose map for PoseNet; in ``cond_space="uv"`` ``batch["uv_cond"]`` goes
+  Encoder's token(s) per frame (``vertex_tokens``: one pooled token, or UV region tokens);
+  in ``cond_space="image"`` the depth crop resized to ``uv_size`` and encoded by the same
+  codec (its latent is concatenated to the noisy latent, C + C input channels) and the pose
+  map for PoseNet; in ``cond_space="uv"`` ``batch["uv_cond"]`` goes
   through a small conv encoder to C latent channels (taking the depth latent's slot) and
   through PoseNet. Image-space maps are resized to the latent grid of the UV targets: the
   paper adds pose features to the latent and concatenates depth latents, which needs one grid;
@@ -36,12 +38,7 @@ from egopressdiff.diffusion.edm import edm_loss, latent_mask
 from egopressdiff.diffusion.scheduling_edm import EDMScheduler
 from egopressdiff.errors import CheckpointError, ConfigError, DataError
 from egopressdiff.models.clip_encoder import ClipImageEncoder
-from egopressdiff.models.codecs import (
-    build_codec,
-    denormalize_pressure,
-    normalize_pressure,
-    resize_maps,
-)
+from egopressdiff.models.codecs import PressureTargets, build_codec, resize_maps
 from egopressdiff.models.config import EgoPressDiffConfig
 from egopressdiff.models.posenet import ConditionEncoder, PoseNet
 from egopressdiff.models.unet import ConditionedUNet
@@ -83,10 +80,13 @@ class EgoPressDiff(nn.Module):
         config.validate()
         self.config = config
         self.codec = build_codec(config.codec, vae)
+        self.targets = PressureTargets(self.codec, config.target_transform, config.pressure_scale_kpa,
+                                       config.pressure_max_kpa)
         self.image_encoder = ClipImageEncoder(config.clip, config.clip_image_mean, config.clip_image_std,
                                               clip_model=clip_model)
+        per_vertex = config.vertex_tokens == "per_vertex" and config.use_vertices
         self.denoiser = ConditionedUNet(config.unet, calibrate=config.use_dc_calibration, eps=config.dc_eps,
-                                        unet_model=unet)
+                                        spatial_vertex=per_vertex, unet_model=unet)
         unet = self.denoiser.unet
         c_lat = self.codec.latent_channels
         if unet.config.in_channels != 2 * c_lat or unet.config.out_channels != c_lat:
@@ -104,7 +104,8 @@ class EgoPressDiff(nn.Module):
         self.posenet = (PoseNet(cond_ch, width, self.codec.downsample_factor, config.posenet_channels)
                         if config.use_posenet else None)
         ve = config.vertex_encoder
-        self.vertex_encoder = (VertexEncoder(d, ve["point_channels"], ve["temporal_blocks"], ve["kernel_size"])
+        self.vertex_encoder = (VertexEncoder(d, ve["point_channels"], ve["temporal_blocks"], ve["kernel_size"],
+                                             tokens=config.vertex_tokens, regions=ve["regions"], atlas=ve["uv_atlas"])
                                if config.use_vertices else None)
         self.uv_encoder = (ConditionEncoder(config.uv_cond_channels, c_lat, self.codec.downsample_factor,
                                             config.uv_encoder_channels)
@@ -253,7 +254,7 @@ class EgoPressDiff(nn.Module):
             # resize in kPa (area average), then normalise: measured to lose less than resizing
             # the normalised map (benchmarks/bench_model.py, codec floor)
             small = resize_maps(kpa.float().reshape(b * n, 1, *kpa.shape[-2:]), c.uv_size)
-            z = self.codec.encode(normalize_pressure(small, c.pressure_scale_kpa, c.pressure_max_kpa))
+            z = self.targets.encode(small)
         return {"target_latents": z.reshape(b, n, *z.shape[1:]).float()}
 
     def encode_conditions(self, batch: dict) -> dict:
@@ -286,9 +287,10 @@ class EgoPressDiff(nn.Module):
         b, n = clip.shape[:2]
         device = clip.device
         h, w = self.latent_size
-        prep = {"image_tokens": clip.unsqueeze(2), "vertex_tokens": None, "pose_features": None}
+        prep = {"image_tokens": clip.unsqueeze(2), "vertex_tokens": None, "vertex_uv": None, "pose_features": None}
         if self.vertex_encoder is not None:
-            prep["vertex_tokens"] = self.vertex_encoder(batch["vertices"].to(device)).unsqueeze(2)
+            prep["vertex_tokens"] = self.vertex_encoder.tokens(batch["vertices"].to(device))  # (B, N, T, D)
+            prep["vertex_uv"] = self.vertex_encoder.token_uv  # (T, 2) for region tokens, else None
         if c.cond_space == "image":
             if c.use_depth:
                 prep["cond_latents"] = frozen["depth_latents"]
@@ -321,7 +323,8 @@ class EgoPressDiff(nn.Module):
         s = (-1, 1, 1, 1, 1)
         inp = torch.cat([x * c_in.view(s), prep["cond_latents"].to(x.dtype)], dim=2)
         f = self.denoiser(inp, c_noise, prep["image_tokens"], prep["added_time_ids"],
-                          vertex_tokens=prep["vertex_tokens"], pose_features=prep["pose_features"])
+                          vertex_tokens=prep["vertex_tokens"], pose_features=prep["pose_features"],
+                          vertex_uv=prep.get("vertex_uv"))
         return c_skip.view(s) * x + c_out.view(s) * f.float()
 
     def training_loss(self, batch: dict) -> torch.Tensor:
@@ -343,11 +346,9 @@ class EgoPressDiff(nn.Module):
 
     def decode_to_kpa(self, z: torch.Tensor, uv_mask: torch.Tensor | None) -> torch.Tensor:
         """Latents (B, N, C, h, w) -> (B, N, 224, 224) kPa, clipped at 0, masked by ``uv_mask`` (B, 224, 224)."""
-        c = self.config
         b, n = z.shape[:2]
-        y = self.codec.decode(z.flatten(0, 1), num_frames=n).float()
         out_size = 224 if uv_mask is None else uv_mask.shape[-1]
-        kpa = resize_maps(denormalize_pressure(y, c.pressure_scale_kpa, c.pressure_max_kpa), out_size).clamp(min=0)
+        kpa = resize_maps(self.targets.decode(z.flatten(0, 1), num_frames=n), out_size).clamp(min=0)
         kpa = kpa.reshape(b, n, out_size, out_size)
         if uv_mask is not None:
             kpa = kpa * uv_mask.to(kpa.device).float().unsqueeze(1)

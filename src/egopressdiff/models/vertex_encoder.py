@@ -1,18 +1,39 @@
-"""Vertex Encoder (paper A.1): hand-mesh vertices (B, N, V, 3) -> one token per frame (B, N, D).
+"""Vertex Encoder (paper A.1): hand-mesh vertices (B, N, V, 3) -> per-frame vertex tokens.
 
 1. spatial: per frame, remove translation (centroid) and scale (RMS distance to the centroid),
    a shared point-wise MLP, symmetric max-pool over the vertices (so any V works and the
    vertex order does not matter);
 2. temporal: residual depthwise-separable 1-D conv blocks over the frames;
 3. projection: Linear + LayerNorm to the cross-attention width D.
+
+``tokens="pooled"`` (the paper) gives that one token per frame, (B, N, D). A single token makes
+the DC layer's vertex cross-attention the same at every latent position (softmax over one key
+is 1): a per-frame bias with no spatial selectivity.
+
+``tokens="per_vertex"`` keeps **region tokens** that know where they lie on the UV atlas,
+(B, N, K, D): the atlas's UV points are split into K regions by farthest-point sampling in UV
+space (each UV point joins its nearest centre); a region's feature is the mean of the
+point-MLP features of its vertices, joined with the frame's max-pooled feature, mixed over
+time by the same kind of temporal blocks (per region), projected, and a Fourier embedding of
+the region centre's (u, v) is added. ``token_uv`` (K, 2) holds the centres, so the DC layer can
+let every latent position -- the U-Net's grid *is* the UV grid -- find the tokens near it
+(models/dc_spatial.py). Regions rather than all 778 vertices keep the attention cheap; a vertex
+on a UV seam belongs to the region of each of its UV points. The regions come from the hand's
+atlas (``atlas``: ``"synthetic"``, the built-in hand, or ``"mano"``, MANO's UV layout from the
+user's files), which left and right hands share.
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
+
+TOKEN_MODES = ("pooled", "per_vertex")
 
 
 class DepthwiseSeparableBlock(nn.Module):
@@ -32,13 +53,62 @@ class DepthwiseSeparableBlock(nn.Module):
         return x + self.act(self.pointwise(h)).transpose(1, 2)
 
 
+def farthest_points(points: np.ndarray, k: int) -> np.ndarray:
+    """Indices of ``k`` farthest-point samples of ``points`` (P, 2), starting nearest the centroid."""
+    if not 1 <= k <= len(points):
+        raise ValueError(f"need 1 <= regions <= {len(points)} UV points, got {k}")
+    chosen = [int(np.argmin(((points - points.mean(0)) ** 2).sum(1)))]
+    dist = ((points - points[chosen[0]]) ** 2).sum(1)
+    for _ in range(k - 1):
+        chosen.append(int(np.argmax(dist)))
+        dist = np.minimum(dist, ((points - points[chosen[-1]]) ** 2).sum(1))
+    return np.asarray(chosen)
+
+
+def uv_regions(atlas, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(weights (K, V), centres (K, 2)): row k averages the vertices of UV region k (see module doc)."""
+    uv_vertex = np.full(len(atlas.uvs), -1, dtype=np.int64)  # the mesh vertex of every UV point
+    uv_vertex[atlas.uv_faces.reshape(-1)] = atlas.faces.reshape(-1)
+    used = np.nonzero(uv_vertex >= 0)[0]
+    pts = atlas.uvs[used]
+    centres = pts[farthest_points(pts, k)]
+    region = np.argmin(((pts[:, None] - centres[None]) ** 2).sum(-1), axis=1)
+    weights = np.zeros((k, atlas.num_vertices))
+    np.add.at(weights, (region, uv_vertex[used]), 1.0)
+    weights /= weights.sum(1, keepdims=True)  # every centre is its own region's member: no empty row
+    return weights.astype(np.float32), centres.astype(np.float32)
+
+
+def load_atlas(name: str):
+    """The UV atlas named by the config (``synthetic`` or ``mano``); the right hand's (the left shares its UVs)."""
+    if name == "synthetic":
+        from egopressdiff.data.hand import synthetic_atlas
+
+        return synthetic_atlas("right")
+    if name == "mano":
+        from egopressdiff.data.mano_uv import load_mano_atlas
+
+        return load_mano_atlas("right")
+    raise ValueError(f"vertex_encoder uv_atlas must be 'synthetic' or 'mano', got {name!r}")
+
+
+def fourier_uv(uv: torch.Tensor, num_freqs: int) -> torch.Tensor:
+    """(..., 2) UV -> (..., 4 * num_freqs) sin/cos features at frequencies pi * 2^j."""
+    freqs = math.pi * 2.0 ** torch.arange(num_freqs, dtype=uv.dtype, device=uv.device)
+    x = (uv[..., None] * freqs).flatten(-2)
+    return torch.cat([x.sin(), x.cos()], dim=-1)
+
+
 class VertexEncoder(ModelMixin, ConfigMixin):
-    """(B, N, V, 3) vertices (metres, any frame) -> (B, N, out_dim) tokens."""
+    """(B, N, V, 3) vertices (metres, any frame) -> (B, N, out_dim) pooled or (B, N, K, out_dim) region tokens."""
 
     @register_to_config
     def __init__(self, out_dim: int, point_channels=(64, 128, 256), temporal_blocks: int = 2,
-                 kernel_size: int = 3, eps: float = 1e-6):
+                 kernel_size: int = 3, eps: float = 1e-6, tokens: str = "pooled", regions: int = 64,
+                 atlas="synthetic", uv_freqs: int = 6):
         super().__init__()
+        if tokens not in TOKEN_MODES:
+            raise ValueError(f"vertex tokens must be one of {', '.join(TOKEN_MODES)}, got {tokens!r}")
         layers: list[nn.Module] = []
         prev = 3
         for i, c in enumerate(point_channels):
@@ -51,6 +121,16 @@ class VertexEncoder(ModelMixin, ConfigMixin):
         self.proj = nn.Linear(prev, out_dim)
         self.norm = nn.LayerNorm(out_dim)
         self.eps = eps
+        self.mode = tokens
+        if tokens == "pooled":
+            self.token_uv = None  # one token per frame, at no particular place
+        else:
+            weights, centres = uv_regions(load_atlas(atlas) if isinstance(atlas, str) else atlas, regions)
+            self.register_buffer("region_weights", torch.from_numpy(weights))  # (K, V)
+            self.register_buffer("token_uv", torch.from_numpy(centres))  # (K, 2)
+            self.region_mix = nn.Sequential(nn.Linear(2 * prev, prev), nn.SiLU())
+            self.uv_embed = nn.Linear(4 * uv_freqs, out_dim)
+            self.uv_freqs = uv_freqs
 
     @staticmethod
     def normalize(vertices: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -62,7 +142,21 @@ class VertexEncoder(ModelMixin, ConfigMixin):
     def forward(self, vertices: torch.Tensor) -> torch.Tensor:
         if vertices.ndim != 4 or vertices.shape[-1] != 3:
             raise ValueError(f"vertices must be (B, N, V, 3), got {tuple(vertices.shape)}")
-        x = self.normalize(vertices.float(), self.eps)
-        x = self.point_mlp(x).amax(dim=-2)  # (B, N, C): symmetric max-pool over vertices
-        x = self.temporal(x)
-        return self.norm(self.proj(x))
+        x = self.point_mlp(self.normalize(vertices.float(), self.eps))  # (B, N, V, C)
+        pooled = x.amax(dim=-2)  # (B, N, C): symmetric max-pool over vertices
+        if self.mode == "pooled":
+            return self.norm(self.proj(self.temporal(pooled)))
+        if vertices.shape[2] != self.region_weights.shape[1]:
+            raise ValueError(f"per-vertex tokens need the atlas's {self.region_weights.shape[1]} vertices, "
+                             f"got {vertices.shape[2]}")
+        b, n, _, c = x.shape
+        region = torch.einsum("kv,bnvc->bnkc", self.region_weights, x)
+        h = self.region_mix(torch.cat([region, pooled.unsqueeze(2).expand_as(region)], dim=-1))
+        k = h.shape[2]
+        h = self.temporal(h.transpose(1, 2).reshape(b * k, n, c)).reshape(b, k, n, c).transpose(1, 2)
+        return self.norm(self.proj(h)) + self.uv_embed(fourier_uv(self.token_uv, self.uv_freqs))
+
+    def tokens(self, vertices: torch.Tensor) -> torch.Tensor:
+        """(B, N, T, D) tokens for the DC layers: T = 1 (pooled) or K regions (per_vertex)."""
+        out = self(vertices)
+        return out.unsqueeze(2) if self.mode == "pooled" else out

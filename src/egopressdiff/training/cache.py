@@ -119,7 +119,7 @@ def dataset_listing(dataset) -> list:
 
 MODEL_FIELDS = ("codec", "clip", "clip_image_mean", "clip_image_std", "uv_size", "pressure_scale_kpa",
                 "pressure_max_kpa", "cond_space", "use_depth", "use_posenet", "use_vertices", "clip_length",
-                "crop_size", "uv_cond_size")
+                "crop_size", "uv_cond_size", "target_transform")
 
 
 def cache_fingerprint(model, dataset) -> tuple[str, dict]:
