@@ -80,7 +80,7 @@ ESTIMATED_COLUMNS = {"vertices": "vertices_estimated", "joints": "joint_position
 UV_CHANNELS = ("rgb_r", "rgb_g", "rgb_b", "observed_depth", "texel_depth", "visibility", "height_cond")
 HEIGHT_CHANNEL = "mesh_height_mm"
 FLOORS_KPA = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
-GAINS = (0.5, 0.71, 1.0, 1.41, 2.0, 2.83, 4.0)
+GAINS = (0.5, 0.71, 1.0, 1.41, 2.0, 2.83, 4.0, 5.66, 8.0)
 BLUR_WIDTHS_CELLS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)  # Gaussian sigma on the pad grid
 CELL_AREA_M2 = layout.SENSEL_CELL_SIZE_M**2
 
@@ -160,10 +160,17 @@ class MonotoneMap:
         v = np.maximum(v, 0.0)
         return np.where(v < self.floor_kpa, 0.0, v)
 
-    def summary(self, max_points: int = 48) -> dict:
-        """JSON-ready description: direction, gain, floor, train IoU, range and a thinned copy of the knots."""
-        k = len(self.knots_x)
-        pick = np.unique(np.linspace(0, k - 1, min(k, max_points)).round().astype(int))
+    def summary(self, max_points: int = 64) -> dict:
+        """JSON-ready description: direction, gain, floor, train IoU, range and the curve's breakpoints
+        (the knots where its value changes, thinned evenly to ``max_points``)."""
+        v = self(self.knots_x)
+        k = len(v)
+        change = np.zeros(k, bool)
+        change[[0, -1]] = True
+        change[1:] |= v[1:] != v[:-1]
+        change[:-1] |= v[:-1] != v[1:]
+        keep = np.nonzero(change)[0]
+        pick = keep[np.unique(np.linspace(0, len(keep) - 1, min(len(keep), max_points)).round().astype(int))]
         return {
             "direction": self.direction,
             "gain": float(self.gain),
@@ -171,9 +178,9 @@ class MonotoneMap:
             "train_volumetric_iou": None if self.train_volumetric_iou is None else float(self.train_volumetric_iou),
             "num_knots": int(k),
             "x_range": [float(self.knots_x[0]), float(self.knots_x[-1])],
-            "kpa_range": [float(self(self.knots_x).min()), float(self(self.knots_x).max())],
-            "knots_x": [float(v) for v in self.knots_x[pick]],
-            "knots_kpa": [float(v) for v in self(self.knots_x[pick])],
+            "kpa_range": [float(v.min()), float(v.max())],
+            "knots_x": [float(x) for x in self.knots_x[pick]],
+            "knots_kpa": [float(y) for y in v[pick]],
         }
 
 
