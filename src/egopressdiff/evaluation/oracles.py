@@ -496,7 +496,9 @@ def _uv_quantities(chunk: dict, p: str, s: str, split: str, options: OracleOptio
     """name -> (T, 224, 224) of every UV oracle's input quantity; plus the share of texels upsampling missed."""
     mask = chunk["atlas"].mask(layout.UV_SIZE) > 0
     up, covered = upsample_masked(chunk["uv_cond"].astype(np.float64), chunk["mask_lo"])
-    q = {name: up[:, c] for c, name in enumerate(UV_CHANNELS)}
+    n = up.shape[1]
+    names = UV_CHANNELS if n == len(UV_CHANNELS) else tuple(f"uv_cond_{c}" for c in range(n))
+    q = {name: up[:, c] for c, name in enumerate(names)}
     q[HEIGHT_CHANNEL] = mesh_height_mm(chunk["atlas"], chunk["vertices"])
     ctx = {"participant": p, "sequence": s, "frames": chunk["frames"], "split": split, "gt": chunk["gt"],
            "vertices": chunk["vertices"]}
