@@ -1,7 +1,7 @@
 """Facts of the EgoPressure on-disk layout: paths, columns, shapes and units.
 
 One place for every constant the writer (``synth``) and the reader share, so
-they cannot drift apart. See DESIGN.md §2.1.
+they cannot drift apart (the facts are listed in the README, "The EgoPressure layout").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Write one sequence in the EgoPressure on-disk layout (DESIGN.md §2.1).
+"""Write one sequence in the EgoPressure on-disk layout.
 
 Used by the synthetic generator and by tests. The shards are written with
 small row groups (:data:`ROW_GROUP_SIZE` rows) so the reader can decode only
