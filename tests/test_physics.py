@@ -45,11 +45,14 @@ def _palm_down(hand, depth_m, x=0.03, y=0.0):
 
 def test_tissue_law():
     t = SoftTissue()
-    d = np.array([-0.001, 0.0, 0.001, 0.002, 0.004, 0.006])
+    d = np.array([-0.001, 0.0, 0.0005, 0.001, 0.002, 0.003, 0.008])
     p = t.pressure_of_depth(d)
     assert p[0] == 0 and p[1] == 0
-    assert np.all(np.diff(p[1:]) > 0)
-    assert 3 <= p[2] <= 30 and 20 <= p[4] <= 150  # a few mm -> tens of kPa
+    assert np.all(np.diff(p[1:6]) > 0)
+    assert 5 <= p[3] <= 40 and 100 <= p[5] <= t.max_kpa  # a few mm -> tens to hundreds of kPa
+    assert p[4] / p[3] > p[3] / p[2] > 1  # stiffening: each millimetre costs more than the last
+    assert p[6] == t.max_kpa
+    np.testing.assert_allclose(t.pressure_of_depth(d[:5], 2.0), 2.0 * p[:5])  # a stiffer spot
 
 
 def test_no_contact_is_zero_everywhere(hand, baker):

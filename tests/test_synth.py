@@ -16,6 +16,7 @@ from egopressdiff.data.hand import build_hand, synthetic_atlas
 from egopressdiff.data.physics import PressureBaker, SoftTissue, in_sensing_area, vertex_pressure
 from egopressdiff.data.raster import PinholeCamera, rasterize
 from egopressdiff.data.synth import (
+    GENERATOR_VERSION,
     SYNTH_MARKER,
     CameraRig,
     ContactSolver,
@@ -115,7 +116,8 @@ def test_files_and_columns(ds):
         pr = _table(root, "p_001", s, layout.PRESSURE_SHARD)
         assert pr.column_names == ["frame", "force", "pressure_map", "pressure_map_range"]
         an = _table(root, "p_001", s, layout.ANNOTATION_SHARD)
-        assert set(an.column_names) == {"frame", "has_annotation", "hand_side", *layout.ANNOTATION_SHAPES}
+        assert set(an.column_names) == {"frame", "has_annotation", "hand_side", *layout.ANNOTATION_SHAPES,
+                                        *layout.ESTIMATED_SHAPES}
         rows = an.to_pylist()
         prow = pr.to_pylist()
         has = [r["has_annotation"] for r in rows]
@@ -141,7 +143,7 @@ def test_config_calibration_and_images(ds):
     s = summary["sequences"][0]["sequence"]
     cfg = json.loads(layout.config_path(root, "p_001", s).read_text())
     mark = cfg[SYNTH_MARKER]
-    assert mark["hand_model"] == "procedural-v1" and mark["generator_version"] == 1
+    assert mark["hand_model"] == "procedural-v1" and mark["generator_version"] == GENERATOR_VERSION == 2
     assert mark["gesture"] == summary["sequences"][0]["gesture"] and mark["family"] == "palm_press"
     assert mark["intensity"] == "high"
     ci = parse_config(cfg)
@@ -199,7 +201,9 @@ def test_contact_force_agreement_and_magnitudes(ds):
                 continue
             n_contact += 1
             assert abs(uv_n - grid_n) / grid_n < 0.10
-            assert 1.0 < kpa.max() < 300.0
+            assert 0.1 < kpa.max() < 300.0  # resting on the pad (the touch phases) can stay below 1 kPa
+            if grid_n > 3.0:
+                assert kpa.max() > 1.0
             assert 0.1 < grid_n < 120.0
             assert np.all(np.asarray(q["force"]) >= 0)
             assert np.all(kpa[atlas.mask(224) == 0] == 0)  # pressure only inside the UV mask

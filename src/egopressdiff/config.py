@@ -45,6 +45,7 @@ _STR = (str,)
 
 DATA_SCHEMA: dict[str, tuple] = {
     "source": (_STR, "egopressure", None),  # checked against the registry's data sources
+    "mesh": (_STR, "annotated", ("annotated", "estimated")),  # mesh source: the annotation or the estimated track
     "clip_length": (_INT + (None,), None, None),
     "stride": (_INT, 8, None),
     "crop_size": (_INT + (None,), None, None),

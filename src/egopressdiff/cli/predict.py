@@ -29,6 +29,10 @@ def add_arguments(p):
     p.add_argument("--batch-size", type=int, default=None,
                    help="windows sampled together in one model call (default: %(default)s -> the pipeline's "
                         "default); faster, memory grows with it; results equal up to float rounding")
+    p.add_argument("--mesh", default="annotated", choices=["annotated", "estimated"],
+                   help="hand mesh fed to the model: the annotation (default, the paper's protocol) or the "
+                        "estimated-mesh track (vertices_estimated: what a monocular estimator gives; synthetic "
+                        "data only)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto")
     p.add_argument("--overwrite", action="store_true", help="redo sequences that already have a prediction")
@@ -64,7 +68,7 @@ def run(args) -> int:
     reader = EgoPressureReader(args.data)
     pairs = select_sequences(reader, split=args.split, participants=args.participants, sequences=args.sequences)
     opts = PredictOptions(steps=args.steps, samples=args.samples, window=args.window, overlap=args.overlap,
-                          seed=args.seed, overwrite=args.overwrite, progress=not args.no_progress,
+                          seed=args.seed, mesh=args.mesh, overwrite=args.overwrite, progress=not args.no_progress,
                           **({} if args.batch_size is None else {"batch_size": args.batch_size}))
     rep = predict_dataset(model, args.data, args.output, pairs=pairs, options=opts)
     print(f"predicted {len(rep.written)} sequences ({rep.frames} frames) in {rep.seconds:.1f} s"

@@ -2,10 +2,16 @@ HELP = """Write a synthetic dataset in the EgoPressure on-disk layout.
 
 Procedural 778-vertex hands (left and right) perform the real gesture families
 (palm / finger / one-by-one / index presses, index drags, pinches and no-contact
-hovers 2-8 mm above the pad) under soft-tissue contact physics; an egocentric
-camera renders RGB, depth (separate depth sensor + k4a calibration) and the hand
-mask, with realistic imperfections (depth noise and holes, motion blur, lighting
-and skin-tone variation, camera tilts where the hand hides its own contact).
+hovers a few mm above the pad) under soft-tissue contact physics that stay
+internal: the stored annotation is what an annotator's fit would hold (contact
+patches resting on the pad, their flattening in `displacement`, a ~1 mm residual
+uncorrelated with force), plus an estimated-mesh track (`vertices_estimated`,
+`joint_position_estimated`: a monocular estimator's mesh). An egocentric camera
+renders RGB, depth (separate depth sensor + k4a calibration) and the hand mask;
+pressure shows only as the real world shows it (nail blanching, contact shadows,
+the flattened pad), often hidden from the ego view. Realistic imperfections (depth
+noise and holes, motion blur, lighting and skin-tone variation, camera tilts, the
+annotation residual) are on unless --no-imperfections.
 Output: OUT/configs/... and OUT/data/<participant>/<sequence>/*.parquet, exactly
 as the real dataset; read it with the same reader (`egopressdiff info OUT`).
 
@@ -31,7 +37,8 @@ def add_arguments(p):
     p.add_argument("--image-size", default="320x240", metavar="WxH",
                    help="colour image size (default 320x240; the depth image is square, ~0.8 x the width)")
     p.add_argument("--no-imperfections", action="store_true",
-                   help="clean data: no depth noise/holes, blur, lighting/skin variation or camera tilts")
+                   help="clean data: no depth noise/holes, blur, lighting/skin variation, camera tilts or "
+                        "annotation residual")
     p.add_argument("--workers", type=int, default=1, help="processes generating sequences in parallel (default 1)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty OUT")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -20,6 +20,14 @@ Per-frame inputs
     vertices, UV mask, optional ``uv_cond``; its module doc says how), plus the targets:
     ``pressure``, the kPa UV map at ``uv_size`` (area-resampled from 224 when different).
     ``augment=True`` draws the processor's per-clip augmentation.
+
+Mesh source
+    ``mesh="annotated"`` (default, the paper's protocol) feeds the annotation's
+    ``vertices`` / ``joint_position``; ``mesh="estimated"`` the estimated-mesh track
+    (``vertices_estimated`` / ``joint_position_estimated``: what a monocular hand-mesh
+    estimator gives; :meth:`EgoPressureReader.load_estimated_mesh`). Targets and the
+    annotation flag are the annotation's either way. A sequence without the track gives
+    a one-line DataError naming it.
 """
 
 from __future__ import annotations
@@ -48,6 +56,8 @@ from egopressdiff.data.processor import (  # noqa: F401  (re-exported: the proce
 from egopressdiff.data.reader import EgoPressureReader
 from egopressdiff.data.splits import split_participants
 from egopressdiff.errors import ConfigError, DataError
+
+MESH_SOURCES = ("annotated", "estimated")
 
 try:  # torch is a dependency; the import guard keeps ``reader``-only use light
     import torch
@@ -97,9 +107,12 @@ class ClipDataset(Dataset):
     def __init__(self, root, participants=None, split: str | None = None, clip_length: int = 16, stride: int = 8,
                  crop_size: int = 64, uv_size: int = layout.UV_SIZE, uv_conditioning: bool = False,
                  uv_cond_size: int = 64, augment: bool = False, sequences=None, skip_short: bool = False,
-                 reader: EgoPressureReader | None = None, targets: bool = True):
+                 reader: EgoPressureReader | None = None, targets: bool = True, mesh: str = "annotated"):
         if clip_length < 1 or stride < 1 or crop_size < 8 or uv_size < 8 or uv_cond_size < 8:
             raise ConfigError("clip_length and stride must be >= 1; crop_size, uv_size and uv_cond_size >= 8")
+        if mesh not in MESH_SOURCES:
+            raise ConfigError(f"mesh must be one of {MESH_SOURCES}, got {mesh!r}")
+        self.mesh = mesh
         self.reader = reader if reader is not None else EgoPressureReader(root)
         self.clip_length, self.stride = int(clip_length), int(stride)
         self.crop_size, self.uv_size = int(crop_size), int(uv_size)
@@ -175,16 +188,17 @@ class ClipDataset(Dataset):
         """Model inputs for any list of annotated frames of one sequence (same keys/shapes as an item)."""
         return build_inputs(self.reader, participant, sequence, frames, crop_size=self.crop_size,
                             uv_size=self.uv_size, uv_conditioning=self.uv_conditioning,
-                            uv_cond_size=self.uv_cond_size, rng=rng, targets=self.targets)
+                            uv_cond_size=self.uv_cond_size, rng=rng, targets=self.targets, mesh=self.mesh)
 
 
 def build_inputs(reader: EgoPressureReader, participant: str, sequence: str, frames, *, crop_size: int = 64,
                  uv_size: int = layout.UV_SIZE, uv_conditioning: bool = False, uv_cond_size: int = 64,
-                 rng: np.random.Generator | None = None, targets: bool = True) -> dict:
+                 rng: np.random.Generator | None = None, targets: bool = True, mesh: str = "annotated") -> dict:
     """Per-frame model inputs of ``frames`` (annotated) of one sequence, as torch tensors (see module doc).
 
     Reads the frames and calibration and hands them to :class:`PressureInputProcessor`; with
-    ``targets`` also the ground-truth ``pressure`` (kPa at ``uv_size``).
+    ``targets`` also the ground-truth ``pressure`` (kPa at ``uv_size``); ``mesh`` picks the mesh
+    source (module doc).
     """
     frames = np.asarray(frames, dtype=np.int64).reshape(-1)
     if len(frames) == 0:
@@ -197,6 +211,10 @@ def build_inputs(reader: EgoPressureReader, participant: str, sequence: str, fra
             raise DataError("frame is not annotated (no hand mesh to build inputs from)", sequence=sequence,
                             frame=int(f), path=ann_path)
         anns.append(a)
+    if mesh not in MESH_SOURCES:
+        raise ConfigError(f"mesh must be one of {MESH_SOURCES}, got {mesh!r}")
+    if mesh == "estimated":  # the estimator's mesh in place of the annotation's
+        anns = [_with_estimated_mesh(reader, participant, sequence, a) for a in anns]
     intr = reader.intrinsics(participant, sequence)
     w, h = reader.rgb_size(participant, sequence, int(frames[0]))
     if (w, h) != (intr.width, intr.height):
@@ -218,6 +236,13 @@ def build_inputs(reader: EgoPressureReader, participant: str, sequence: str, fra
         pressure = np.stack([reader.load_pressure(participant, sequence, int(f)) for f in frames])
         item["pressure"] = torch.from_numpy(_resample_uv(pressure, uv_size))
     return item
+
+
+def _with_estimated_mesh(reader: EgoPressureReader, participant: str, sequence: str, ann):
+    import dataclasses
+
+    v, j = reader.load_estimated_mesh(participant, sequence, ann.frame)
+    return dataclasses.replace(ann, vertices=v, joints=j)
 
 
 class _LazyFrames:

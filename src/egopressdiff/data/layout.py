@@ -41,6 +41,12 @@ ANNOTATION_SHAPES = {
     "ego_T": (3,),
     "visible_vertices": (7, NUM_VERTICES),
 }
+# the estimated-mesh track: extra annotation.parquet columns (a monocular estimator's mesh, world frame;
+# null where it failed). Our synthetic data has them; the official toolkit ignores them; real data lacks them.
+ESTIMATED_SHAPES = {
+    "vertices_estimated": (NUM_VERTICES, 3),
+    "joint_position_estimated": (NUM_JOINTS, 3),
+}
 
 # Joint order: 0 wrist; 1-4 thumb; 5-8 index; 9-12 middle; 13-16 ring; 17-20 pinky (base -> tip)
 FINGERS = ("thumb", "index", "middle", "ring", "pinky")

@@ -4,17 +4,24 @@ World frame (EgoPressure): the pad is the plane ``z = 0``, ``+z`` points down
 through it, the hand is at ``z < 0``. The hand is posed kinematically, so
 where it is pressed "into" the pad its vertices have ``z > 0``: that
 penetration depth ``d`` stands for the compression of the skin and soft tissue
-against the rigid pad.
+against the rigid pad. It is the simulation's internal state: what the stored
+annotation holds instead is described in :mod:`egopressdiff.data.synth.annotation`.
 
 Model
 -----
-1. Per vertex, inside the pad's sensing area: ``p = k · (d / 1 mm)^α`` kPa
-   (``k`` = :attr:`SoftTissue.stiffness_kpa`, ``α`` = 1.5, Hertz-like: a few mm
-   give tens of kPa), zero where ``d <= 0``.
-2. The pressure is spread smoothly over the skin by a few steps of
-   neighbour averaging on the mesh graph (``p ← (1-s)·p + s·mean_neighbours(p)``).
-   Soft tissue spreads load around the contact; without contact nothing spreads,
-   so hovering hands have exactly zero pressure.
+1. Per vertex, inside the pad's sensing area: ``p = k · s · (exp(d / d0) − 1)``
+   kPa (``k`` = :attr:`SoftTissue.stiffness_kpa`, 10 kPa; ``d0`` =
+   :attr:`SoftTissue.depth_scale_m`, 1 mm; capped at ``max_kpa``), zero where
+   ``d <= 0``. Soft tissue stiffens exponentially as it is compressed (the
+   fingertip pulp's force-displacement curve is exponential), so the contact area
+   grows quickly at light loads and little beyond a few newtons while the pressure
+   keeps rising: a fingertip sinks about 2 mm at 2 N and 3 mm at 8 N. ``s`` is an
+   optional per-vertex stiffness factor (thin tissue over bone is stiffer than the
+   thick pads; the generator draws a smooth map per participant).
+2. The pressure is spread smoothly over the skin by neighbour averaging on the
+   mesh graph (``p ← (1-s)·p + s·mean_neighbours(p)``, :attr:`SoftTissue.smoothing_steps`
+   steps). Without contact nothing spreads, so hovering hands have exactly zero
+   pressure.
 3. **UV map**: per-vertex kPa are baked into the 224x224 UV map by barycentric
    interpolation over each texel's face (the atlas' texel map).
 4. **Force grid**: each covered texel stands for a known surface patch (its
@@ -22,7 +29,8 @@ Model
    ``kPa · 1000 · area`` newtons. Those forces are splatted (bilinear) at the
    texel's ``(x, y)`` on the 105x185 Sensel grid and converted to counts
    (``layout.COUNTS_PER_NEWTON``). The UV map and the grid therefore hold the
-   same total force by construction (up to float rounding).
+   same total force by construction (up to float rounding), measured on the mesh
+   whose texel areas were used (``area_vertices``).
 
 Force grid geometry: 185 columns x 105 rows of 1.25 mm cells, centred on the
 pad; column 0 / row 0 is the ``-x`` / ``-y`` corner, columns grow with ``+x``
@@ -63,17 +71,18 @@ def in_sensing_area(x, y, margin: float = 0.0) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SoftTissue:
-    """Contact model parameters: ``p = stiffness_kpa · (d / 1 mm)^exponent``, then smoothing."""
+    """Contact model parameters: ``p = stiffness_kpa · (exp(d / depth_scale_m) − 1)``, then smoothing."""
 
-    stiffness_kpa: float = 9.0
-    exponent: float = 1.5
+    stiffness_kpa: float = 10.0
+    depth_scale_m: float = 0.001
     smoothing: float = 0.5
-    smoothing_steps: int = 2
+    smoothing_steps: int = 1
     max_kpa: float = 250.0
 
-    def pressure_of_depth(self, depth_m) -> np.ndarray:
-        d = np.clip(np.asarray(depth_m, dtype=np.float64) / MM, 0.0, None)
-        return np.minimum(self.stiffness_kpa * d**self.exponent, self.max_kpa)
+    def pressure_of_depth(self, depth_m, factor=1.0) -> np.ndarray:
+        """kPa at penetration ``depth_m``; ``factor`` scales the stiffness (per vertex: thin or thick tissue)."""
+        d = np.clip(np.asarray(depth_m, dtype=np.float64), 0.0, None)
+        return np.minimum(self.stiffness_kpa * np.asarray(factor) * np.expm1(d / self.depth_scale_m), self.max_kpa)
 
 
 def penetration(vertices: np.ndarray) -> np.ndarray:
@@ -83,9 +92,11 @@ def penetration(vertices: np.ndarray) -> np.ndarray:
     return np.where(in_sensing_area(v[:, 0], v[:, 1]), d, 0.0)
 
 
-def vertex_pressure(hand, vertices: np.ndarray, tissue: SoftTissue = SoftTissue()) -> np.ndarray:
-    """Per-vertex contact pressure in kPa (778,), smoothed over the skin; zero without contact."""
-    p = tissue.pressure_of_depth(penetration(vertices))
+def vertex_pressure(hand, vertices: np.ndarray, tissue: SoftTissue = SoftTissue(), factor=1.0) -> np.ndarray:
+    """Per-vertex contact pressure in kPa (778,), smoothed over the skin; zero without contact.
+
+    ``factor``: per-vertex stiffness factors (778,) or a scalar."""
+    p = tissue.pressure_of_depth(penetration(vertices), factor)
     if not np.any(p > 0):
         return np.zeros(len(p))
     N = hand.neighbour_mean
@@ -95,7 +106,7 @@ def vertex_pressure(hand, vertices: np.ndarray, tissue: SoftTissue = SoftTissue(
 
 
 def group_force_curve(heights: np.ndarray, areas: np.ndarray, depths: np.ndarray,
-                      tissue: SoftTissue = SoftTissue()) -> np.ndarray:
+                      tissue: SoftTissue = SoftTissue(), factor=1.0) -> np.ndarray:
     """Force (N) of a vertex group pushed so its lowest point is ``depth`` into the pad.
 
     ``heights``: each vertex' height above the group's lowest vertex (m, >= 0); ``areas``:
@@ -103,23 +114,23 @@ def group_force_curve(heights: np.ndarray, areas: np.ndarray, depths: np.ndarray
     preserves the total), so this is the controller's estimate, not the baked force.
     """
     d = np.asarray(depths, dtype=np.float64)[:, None] - np.asarray(heights)[None, :]
-    return (tissue.pressure_of_depth(d) * 1000.0 * np.asarray(areas)[None, :]).sum(axis=1)
+    return (tissue.pressure_of_depth(d, factor) * 1000.0 * np.asarray(areas)[None, :]).sum(axis=1)
 
 
 def depth_for_force(heights: np.ndarray, areas: np.ndarray, force_n: float,
-                    tissue: SoftTissue = SoftTissue(), max_depth: float = 0.009) -> float:
+                    tissue: SoftTissue = SoftTissue(), max_depth: float = 0.009, factor=1.0) -> float:
     """Penetration depth (m) at which a group carries ``force_n`` newtons (monotone search)."""
     if force_n <= 0:
         return 0.0
     lo, hi = 0.0, max_depth
     for _ in range(2):  # coarse bracket, then a fine one inside it
         grid = np.linspace(lo, hi, 33)
-        f = group_force_curve(heights, areas, grid, tissue)
+        f = group_force_curve(heights, areas, grid, tissue, factor)
         if f[-1] <= force_n:
             return float(hi)
         i = max(int(np.searchsorted(f, force_n)), 1)
         lo, hi = grid[i - 1], grid[i]
-    f0, f1 = group_force_curve(heights, areas, [lo, hi], tissue)
+    f0, f1 = group_force_curve(heights, areas, [lo, hi], tissue, factor)
     t = 0.0 if f1 <= f0 else (force_n - f0) / (f1 - f0)
     return float(lo + t * (hi - lo))
 
@@ -186,7 +197,9 @@ class PressureBaker:
         off = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
         return self._order[rep + off]
 
-    def bake(self, vertices: np.ndarray, vertex_kpa: np.ndarray) -> Baked:
+    def bake(self, vertices: np.ndarray, vertex_kpa: np.ndarray, area_vertices: np.ndarray | None = None) -> Baked:
+        """``vertices`` place each texel's force on the grid; ``area_vertices`` (default the same)
+        give the texel areas, so the UV map's force on that mesh equals the grid's."""
         R = self.size
         kmap = np.zeros(R * R, dtype=np.float64)
         p = np.asarray(vertex_kpa, dtype=np.float64)
@@ -201,7 +214,8 @@ class PressureBaker:
         kpa = (p[tri] * b).sum(axis=1)
         v = np.asarray(vertices, dtype=np.float64)
         pts = np.einsum("kj,kjc->kc", b, v[tri])
-        fa = _face_areas(v, faces[active_faces])
+        va = v if area_vertices is None else np.asarray(area_vertices, dtype=np.float64)
+        fa = _face_areas(va, faces[active_faces])
         face_area = np.zeros(len(faces))
         face_area[active_faces] = fa
         area = face_area[self.texel_face[t]] / self.uv_area[self.texel_face[t]] * self.texel_uv_area

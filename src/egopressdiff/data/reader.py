@@ -177,6 +177,7 @@ class EgoPressureReader:
         self._atlases: dict = {}
         self._side: dict = {}
         self._pressure_frames: dict = {}
+        self._estimated: OrderedDict = OrderedDict()  # (participant, sequence) -> estimated-mesh track
 
     def _check_pid(self) -> None:
         # a forked DataLoader worker must not share the parent's open files / caches
@@ -515,6 +516,64 @@ class EgoPressureReader:
 
                 self._atlases[key] = load_mano_atlas(side)
         return self._atlases[key]
+
+    # -- the estimated-mesh track (optional annotation.parquet columns) ------------------------
+    def has_estimated_mesh(self, participant: str, sequence: str) -> bool:
+        """Whether the sequence has the estimated-mesh track (``vertices_estimated`` and
+        ``joint_position_estimated``; our synthetic data has it, real data does not)."""
+        cols = self.shard(participant, sequence, layout.ANNOTATION_SHARD).columns
+        return all(c in cols for c in layout.ESTIMATED_SHAPES)
+
+    def load_estimated_mesh(self, participant: str, sequence: str, frame: int) -> tuple[np.ndarray, np.ndarray]:
+        """The estimated mesh of one frame: (vertices (778, 3), joints (21, 3)) float32, world frame.
+
+        Where the estimator failed (a null cell) the nearest frame's estimate is used, the
+        earlier one on a tie, as a tracker holds its last output. DataError when the sequence
+        has no such track, a frame is missing, or the estimator failed on every frame.
+        """
+        sh = self.shard(participant, sequence, layout.ANNOTATION_SHARD)
+        key = (participant, sequence)
+        track = self._estimated.get(key)
+        if track is None:
+            track = self._estimated[key] = self._read_estimated_track(sh, sequence)
+            while len(self._estimated) > 8:  # a few sequences at a time
+                self._estimated.popitem(last=False)
+        frames, verts, joints, valid = track
+        i = int(np.searchsorted(frames, frame))
+        if i >= len(frames) or frames[i] != frame:
+            raise DataError("frame missing from shard", path=sh.path, sequence=sequence, frame=frame)
+        if not valid[i]:
+            ok = np.nonzero(valid)[0]
+            i = int(ok[np.argmin(np.abs(frames[ok] - frame))])
+        return verts[i], joints[i]
+
+    def _read_estimated_track(self, sh: _Shard, sequence: str):
+        missing = [c for c in layout.ESTIMATED_SHAPES if c not in sh.columns]
+        if missing:
+            raise DataError(f"no estimated-mesh track: annotation.parquet has no {missing[0]!r} column (real "
+                            "EgoPressure data has only the annotated mesh; use mesh 'annotated')", path=sh.path,
+                            sequence=sequence)
+        t = self._read_columns(sh, [layout.FRAME_COLUMN, *layout.ESTIMATED_SHAPES])
+        frames = np.asarray(t.column(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+        order = np.argsort(frames)
+        valid = np.ones(len(frames), dtype=bool)
+        arrays = []
+        for k, (name, shape) in enumerate(layout.ESTIMATED_SHAPES.items()):
+            out = np.zeros((len(frames),) + shape, dtype=np.float32)
+            for r, cell in enumerate(t.column(1 + k).to_pylist()):
+                if cell is None:
+                    valid[r] = False
+                    continue
+                a = np.asarray(cell, dtype=np.float32)
+                if a.size != int(np.prod(shape)) or not np.all(np.isfinite(a)):
+                    raise DataError(f"{name} has {a.size} values or NaN/inf, expected {int(np.prod(shape))} finite",
+                                    path=sh.path, sequence=sequence, frame=int(frames[r]))
+                out[r] = a.reshape(shape)
+            arrays.append(out[order])
+        valid = valid[order]
+        if not valid.any():
+            raise DataError("the estimated mesh is null on every frame", path=sh.path, sequence=sequence)
+        return frames[order], arrays[0], arrays[1], valid
 
     def validate_sequence(self, participant: str, sequence: str) -> None:
         """Cheap structural check: calibration files parse, the shards open, frame columns are sane.

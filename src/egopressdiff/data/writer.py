@@ -48,6 +48,9 @@ class FrameRecord:
     force: np.ndarray | None = None  # (105, 185) Sensel counts
     pressure_map: np.ndarray | None = None  # (224, 224) normalised
     pressure_map_range: np.ndarray | None = None  # (2,) [min, max] counts
+    # the estimated-mesh track (layout.ESTIMATED_SHAPES keys); {} = the estimator failed on this frame
+    # (null cells); None = no such track (the columns are written when any frame has one)
+    estimated: dict[str, np.ndarray] | None = None
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
@@ -139,6 +142,10 @@ def _validate(frames: list[FrameRecord]) -> None:
             unknown = set(r.annotation) - set(ANNOTATION_ARRAY_COLUMNS)
             if unknown:
                 raise ValueError(f"frame {r.frame}: unknown annotation keys {sorted(unknown)}")
+        if r.estimated:
+            unknown = set(r.estimated) - set(layout.ESTIMATED_SHAPES)
+            if unknown:
+                raise ValueError(f"frame {r.frame}: unknown estimated-mesh keys {sorted(unknown)}")
 
 
 def build_tables(frames: list[FrameRecord]) -> dict[str, object]:
@@ -173,6 +180,9 @@ def build_tables(frames: list[FrameRecord]) -> dict[str, object]:
         ])
     for key, attr in (("ego_R", "ego_R"), ("ego_T", "ego_T")):
         cols[key] = _list_array([_flat(getattr(r, attr), layout.ANNOTATION_SHAPES[key], key, r.frame) for r in frames])
+    if any(r.estimated is not None for r in frames):
+        for key, shape in layout.ESTIMATED_SHAPES.items():
+            cols[key] = _list_array([_flat((r.estimated or {}).get(key), shape, key, r.frame) for r in frames])
     tables[layout.ANNOTATION_SHARD] = pa.table(cols)
     return tables
 

@@ -21,7 +21,7 @@ def build_datasets(data_opts: dict, data_root, model, need_val: bool):
     from egopressdiff.data.clips import ClipDataset
 
     kw = {k: data_opts[k] for k in ("clip_length", "stride", "crop_size", "uv_size", "uv_conditioning",
-                                     "uv_cond_size") if data_opts.get(k) is not None}
+                                     "uv_cond_size", "mesh") if data_opts.get(k) is not None}
     train_ds = ClipDataset(data_root, split=data_opts["train_split"], augment=data_opts["augment"], **kw)
     val_ds = ClipDataset(data_root, split=data_opts["val_split"], augment=False, **kw) if need_val else None
     if data_opts.get("cache_in_memory"):

@@ -31,10 +31,11 @@ class Imperfections:
     self_occlusion: float = 0.5  # probability that a sequence has camera-tilt occlusion events
     camera_jitter: float = 1.0  # head-motion jitter scale
     image_noise: float = 1.0  # sensor noise scale on RGB
+    annotation_residual: float = 1.0  # scale of the annotator's fit residual (0: an exact fit)
 
     @staticmethod
     def none() -> Imperfections:
-        return Imperfections(0.0, 0.0, 0.0, 0.0, 0.0, False, 0.0, 0.0, 0.0)
+        return Imperfections(0.0, 0.0, 0.0, 0.0, 0.0, False, 0.0, 0.0, 0.0, 0.0)
 
 
 

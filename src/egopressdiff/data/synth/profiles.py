@@ -1,9 +1,11 @@
-"""What a gesture asks of the hand over time: approach, force ramp, hold, release, lift.
+"""What a gesture asks of the hand over time: approach, touch, force ramp, hold, release, lift.
 
 Each sequence repeats its gesture (up to the name's ``x5`` / ``3x``) with smooth
-(smoothstep) profiles: the hand approaches from a few centimetres, the force ramps
-up, holds (with a small tremor), ramps down, and the hand lifts; drags move in
-contact. The first and last few frames (pre/post contact, ~6 %) are not annotated,
+(smoothstep) profiles: the hand approaches from a few centimetres, comes to rest on
+the pad under its own light load (0.2-0.8 N, for 4-10 % of each cycle), the force
+ramps up, holds (with a small tremor), ramps down, the hand rests again, and lifts;
+drags move in contact. Touching and pressing look alike in the geometry: the ramp
+and its context over time tell them apart. The first and last few frames (pre/post contact, ~6 %) are not annotated,
 as in the real data. :class:`GestureTimeline` turns this into per-frame targets
 (:class:`FrameTarget`): the articulation, the hand's orientation and anchor on the
 pad, and for every contact group either a gap above the pad or a force in newtons.
@@ -80,6 +82,9 @@ class GestureTimeline:
         self.cycle_scale = rng.uniform(0.85, 1.15, size=max(self.presses, 1))
         self.lift = float(rng.uniform(0.035, 0.060))
         self.hover_gap = float(rng.uniform(0.003, 0.008))
+        # touching before and after pressing: resting on the pad, no force, for this share of each cycle
+        self.touch_dwell = float(rng.uniform(0.04, 0.10))
+        self.touch_force = float(rng.uniform(0.2, 0.8))
         self.rest_force = float(rng.uniform(0.3, 0.6))  # one-by-one: resting fingertips
         # posture variation
         self.flex0 = np.deg2rad(np.asarray(post["flex"], dtype=np.float64) + rng.normal(0, 3.0, (5, 3)))
@@ -159,16 +164,22 @@ class GestureTimeline:
 
     # -- timeline ----------------------------------------------------------------------------
     def _cycle_profile(self, phi: float) -> tuple[float, float, float]:
-        """(gap fraction 1..0, force envelope 0..1, drag progress 0..1) within one press cycle."""
-        a0, a1 = 0.22, 0.34  # approach ends, ramp ends
-        r0, r1 = 0.66, 0.78  # release starts, lift starts
+        """(gap fraction 1..0, force envelope 0..1, drag progress 0..1) within one press cycle.
+
+        Approach, touch (resting on the pad without pressing, for ``touch_dwell`` of the
+        cycle), ramp, hold, release, touch again, lift.
+        """
+        a0, r1 = 0.20, 0.80  # approach ends, lift starts
+        dw, ramp = self.touch_dwell, 0.12
+        t0, a1 = a0 + dw, a0 + dw + ramp  # ramp starts, ramp ends
+        r0, t1 = r1 - dw - ramp, r1 - dw  # release starts, release ends
         gap = 1.0 - smoothstep(phi / a0) if phi < a0 else (smoothstep((phi - r1) / (1 - r1)) if phi > r1 else 0.0)
-        if phi < a0 or phi > r1:
+        if phi < t0 or phi > t1:
             env = 0.0
         elif phi < a1:
-            env = smoothstep((phi - a0) / (a1 - a0))
+            env = smoothstep((phi - t0) / ramp)
         elif phi > r0:
-            env = 1.0 - smoothstep((phi - r0) / (r1 - r0))
+            env = 1.0 - smoothstep((phi - r0) / ramp)
         else:
             env = 1.0
         # drag: moves during the hold, returns while in the air (lift), continuous across cycles
@@ -222,7 +233,7 @@ class GestureTimeline:
                 phi = q - press_idx
                 gap_frac, env, prog = self._cycle_profile(phi)
                 gap = self.lift * gap_frac
-                phase = "contact" if env > 0 else ("approach" if phi < 0.5 else "lift")
+                phase = "contact" if env > 0 else ("touch" if gap == 0 else "approach" if phi < 0.5 else "lift")
         tremor = 1.0 + 0.04 * float(self.tremor(t)[0])
         scale = float(self.cycle_scale[min(press_idx, len(self.cycle_scale) - 1)])
         # -- gesture-specific articulation over time
@@ -265,8 +276,10 @@ class GestureTimeline:
             for g, share in zip(sp.groups, sp.shares):
                 if gap > 0:
                     level[g] = ("gap", gap)
-                else:
+                elif env > 0:
                     level[g] = ("force", self.peak_force * share * scale * env * tremor)
+                else:  # resting on the pad, not pressing: the hand's own light load
+                    level[g] = ("force", self.touch_force * share * tremor)
         return FrameTarget(pose, yaw, pitch, roll, anchor, level, annotated, phase)
 
 

@@ -7,6 +7,36 @@ colour camera renders RGB and the hand mask; the depth sensor (its own pose and
 intrinsics, :mod:`egopressdiff.data.synth.camera`) renders depth in uint16 mm (0 = hole).
 Everything is drawn by :func:`egopressdiff.data.raster.rasterize`; the sensor
 imperfections come from :class:`~egopressdiff.data.synth.imperfections.SensorNoise`.
+
+Pressure cues: only those the real world has, at their real strength
+    The renders show the *physical* hand, never the stored annotation, and force is
+    visible only through weak, often hidden evidence:
+
+    * **Nail and fingertip blanching** (RGB). Pressing a fingertip squeezes blood out
+      of the nail bed and the skin around it, which pale; photoplethysmographic
+      fingernail sensors read force from this colour change, linear up to about 1 N
+      per finger and saturated beyond a few N. Here the nail bed and its surround move
+      towards a pale, less red colour (:data:`BLANCHED_COLOUR`) by
+      ``BLANCH_NAIL · tanh(F / 1.5 N)`` (F: that finger's force; at most 40 %, the pulp
+      35 %, times the participant's factor 0.5-1.2), the other palmar skin by
+      ``BLANCH_SKIN · tanh(p / 30 kPa)`` with its local pressure p. Strength: the nail's
+      green and blue rise by about 6 % at 1 N and 16 % at saturation (less red, paler),
+      under lighting that varies by more than that; the nail faces the ego camera in
+      finger presses, the blanched pads face the pad and show at the silhouette only.
+    * **Contact shadows** (RGB). Skin within a few mm of the pad occludes its ambient
+      light: the pad darkens under and around it by up to :data:`CONTACT_SHADOW_STRENGTH`
+      (coverage weighted by ``exp(-height / 3 mm)``, blurred 3 mm), on top of the soft
+      cast shadow. It tells touching from hovering, not how hard.
+    * **The flattened pad** (RGB, depth). The cameras see the skin flattened against
+      the pad (:func:`~egopressdiff.data.synth.annotation.flattened_surface`): the
+      flattening shows at the silhouette, and in depth as a change of the finger's
+      shape near the pad of about the fingertip's compression (1-3 mm), at the level
+      of the sensor's noise (about 1.2 mm at 0.5 m, more farther away) and its holes
+      at silhouettes.
+
+    Much of this is hidden from the ego camera: the palm and the pads face the pad,
+    and camera-tilt events bring the head behind the hand, so one frame often does not
+    show the force and the approach, ramp, hold and release over time have to carry it.
 """
 
 from __future__ import annotations
@@ -36,6 +66,17 @@ WORLD_HALF = 0.30  # the background texture covers x, y in +-0.30 m
 WORLD_RES = 0.002  # at 2 mm per texel (the shadow map at 4 mm)
 _FOREARM_S = (0.05, 0.14, 0.26, 0.40)  # forearm ring distances from the wrist (m)
 _FOREARM_GROWTH = (1.0, 1.12, 1.22, 1.28)
+# pressure cues (module doc)
+BLANCH_NAIL = 0.4  # nail bed and the skin around it: share of the way to BLANCHED_COLOUR at saturation
+BLANCH_PULP = 0.35  # the fingertip pulp (mostly against the pad, seen at the silhouette)
+BLANCH_SKIN = 0.25  # other palmar skin, by its local pressure
+BLANCH_FORCE_N = 1.5  # tanh(F / 1.5 N): ~linear to ~1 N per finger, saturated beyond ~3 N
+BLANCH_SKIN_KPA = 30.0
+BLANCHED_COLOUR = np.array([0.96, 0.90, 0.84], dtype=np.float32)  # pale, less red: blood pressed out
+CONTACT_SHADOW_RANGE_M = 0.015  # skin closer to the pad than this occludes its ambient light
+CONTACT_SHADOW_DECAY_M = 0.003
+CONTACT_SHADOW_BLUR_M = 0.003
+CONTACT_SHADOW_STRENGTH = 0.5
 # wrist ring (palm ring 0) vertices: 0 radial edge, 11 ulnar edge, 5/6 palmar middle, 14/15 dorsal middle
 _RING_ULNAR, _RING_PALMAR, _RING_DORSAL = 11, 6, 15
 
@@ -82,6 +123,13 @@ class SequenceRenderer:
             start = int(rng.integers(0, 2))
             fa[start * n_ring:] = sleeve_col
         self.albedo = np.clip(np.concatenate([alb, fa]), 0.0, 1.0).astype(np.float32)
+        # -- blanching (see the module doc): how much each vertex pales at saturation
+        finger = hand.vertex_part > 0
+        self.blanch_nail = np.where(finger & hand.vertex_tip & ~pal, BLANCH_NAIL, 0.0)
+        self.blanch_nail += np.where(finger & hand.vertex_tip & pal, BLANCH_PULP, 0.0)
+        self.blanch_nail *= participant.blanching
+        self.blanch_skin = BLANCH_SKIN * participant.blanching * pal
+        self.vertex_finger = np.where(finger, hand.vertex_part - 1, -1)
         self.forearm_elev = np.deg2rad(rng.uniform(6.0, 16.0))
         out = np.deg2rad(rng.uniform(15.0, 35.0))  # the elbow is on the hand's side of the body
         self.forearm_out = -out if hand.side == "right" else out
@@ -222,7 +270,7 @@ class SequenceRenderer:
         height = float(np.clip(-sv[:self.hand.num_vertices, 2].mean(), 0.0, 0.2))
         return gaussian_filter(fr.mask.astype(np.float32), 0.6 + height / 0.02, truncate=2.0)
 
-    def _vertex_colours(self, pc: np.ndarray, nc: np.ndarray, R: np.ndarray) -> np.ndarray:
+    def _vertex_colours(self, pc: np.ndarray, nc: np.ndarray, R: np.ndarray, albedo: np.ndarray) -> np.ndarray:
         """Shaded colour of every scene vertex (two-sided Lambert + Blinn-Phong, camera frame)."""
         view = -pc / np.linalg.norm(pc, axis=1, keepdims=True)
         ndv = np.einsum("ij,ij->i", nc, view)
@@ -232,13 +280,55 @@ class SequenceRenderer:
         hv = view + lc
         hv /= np.maximum(np.linalg.norm(hv, axis=1, keepdims=True), 1e-9)
         spec = np.maximum(np.einsum("ij,ij->i", nc, hv), 0.0) ** 24
-        col = self.albedo * (self.ambient + self.diffuse * lam)[:, None] + (0.12 * self.diffuse * spec)[:, None]
+        col = albedo * (self.ambient + self.diffuse * lam)[:, None] + (0.12 * self.diffuse * spec)[:, None]
         return col.astype(np.float32)
 
+    def blanched_albedo(self, vertex_kpa: np.ndarray | None, finger_force: np.ndarray | None) -> np.ndarray:
+        """Scene albedo of one frame: fingertips and nails pale with their finger's force, the
+        palmar skin with its local pressure (see the module doc)."""
+        if vertex_kpa is None or finger_force is None or not np.any(vertex_kpa > 0):
+            return self.albedo
+        f = np.tanh(np.asarray(finger_force, np.float64) / BLANCH_FORCE_N)
+        b = self.blanch_nail * np.where(self.vertex_finger >= 0, f[np.maximum(self.vertex_finger, 0)], 0.0)
+        b = np.maximum(b, self.blanch_skin * np.tanh(np.asarray(vertex_kpa, np.float64) / BLANCH_SKIN_KPA))
+        alb = self.albedo.copy()
+        n = self.hand.num_vertices
+        alb[:n] += (b[:, None] * (BLANCHED_COLOUR - alb[:n])).astype(np.float32)
+        return alb
+
+    def _contact_shadow(self, v: np.ndarray):
+        """Ambient occlusion of the pad by skin close to it: (origin ix, iy, map) on the world texel grid, or None."""
+        from scipy.ndimage import gaussian_filter
+
+        h = -v[:, 2]
+        near = h < CONTACT_SHADOW_RANGE_M
+        if not near.any():
+            return None
+        q = v[near]
+        sc = 1.0 / WORLD_RES
+        gx, gy = (q[:, 0] + WORLD_HALF) * sc - 0.5, (q[:, 1] + WORLD_HALF) * sc - 0.5
+        pad = 8
+        x0, y0 = int(np.floor(gx.min())) - pad, int(np.floor(gy.min())) - pad
+        nx, ny = int(np.ceil(gx.max())) - x0 + pad + 1, int(np.ceil(gy.max())) - y0 + pad + 1
+        # each nearby vertex covers its share of skin area, weighted by how close it is
+        w = self.hand.vertex_areas(v)[near] / WORLD_RES**2 * np.exp(-h[near] / CONTACT_SHADOW_DECAY_M)
+        cx, cy = gx - x0, gy - y0
+        c0, r0 = np.floor(cx).astype(np.int64), np.floor(cy).astype(np.int64)
+        fx, fy = cx - c0, cy - r0
+        idx = np.concatenate([r0 * nx + c0, r0 * nx + c0 + 1, (r0 + 1) * nx + c0, (r0 + 1) * nx + c0 + 1])
+        val = np.concatenate([w * (1 - fx) * (1 - fy), w * fx * (1 - fy), w * (1 - fx) * fy, w * fx * fy])
+        cover = np.bincount(idx, weights=val, minlength=nx * ny).reshape(ny, nx)
+        cover = gaussian_filter(cover, CONTACT_SHADOW_BLUR_M / WORLD_RES, truncate=2.5)
+        return x0, y0, (1.0 - np.exp(-cover)).astype(np.float32)
+
     def render(self, i: int, v: np.ndarray, joints: np.ndarray, R: np.ndarray, T: np.ndarray,
-               blur_px: tuple[float, float] = (0.0, 0.0)):
-        """-> rgb uint8 (H, W, 3), depth uint16 (h, w) mm, mask uint8 (H, W) 0/255,
-        visible (778,) bool (ego camera), contact_visible_fraction-able helpers."""
+               blur_px: tuple[float, float] = (0.0, 0.0), vertex_kpa: np.ndarray | None = None,
+               finger_force: np.ndarray | None = None):
+        """-> rgb uint8 (H, W, 3), depth uint16 (h, w) mm, mask uint8 (H, W) 0/255, visible (778,) bool.
+
+        ``v`` is the surface the cameras see (the skin flattened against the pad);
+        ``vertex_kpa`` (778,) and ``finger_force`` (5,) newtons drive the blanching.
+        """
         imp = self.imperf
         sv = self.scene_vertices(v, joints)
         n_world = self.normals(sv)
@@ -273,7 +363,14 @@ class SequenceRenderer:
         lv = imp.lighting_variation
         gain = 1.0 + lv * (0.07 * float(self.exposure(float(i))[0]) + 0.015 * self.flicker[i % 4096])
         colour_gain = (self.tint * np.float32(gain * 255.0)).astype(np.float32)  # exposure, tint, to 0..255
-        img *= (np.float32(shade_bg) - k * shadow)[..., None]
+        bg = np.float32(shade_bg) - k * shadow
+        cs = self._contact_shadow(v)
+        if cs is not None:  # the pad darkens under skin that nearly touches it
+            x0, y0, ao = cs
+            lx, ly = ix - x0, iy - y0
+            inside = (lx >= 0) & (lx < ao.shape[1]) & (ly >= 0) & (ly < ao.shape[0])
+            bg[inside] *= np.float32(1.0) - np.float32(CONTACT_SHADOW_STRENGTH) * ao[ly[inside], lx[inside]]
+        img *= bg[..., None]
         img *= colour_gain
         # mesh shading: Lambert + Blinn-Phong per vertex (camera frame), interpolated per pixel
         sel = mesh.reshape(-1)[fr.pix]
@@ -281,7 +378,8 @@ class SequenceRenderer:
         if len(idx):
             b = fr.pix_bary[sel]
             tri = self.faces[fr.pix_face[sel]]
-            vcol = self._vertex_colours(pc, n_world @ R.T, R) * colour_gain
+            vcol = self._vertex_colours(pc, n_world @ R.T, R, self.blanched_albedo(vertex_kpa, finger_force))
+            vcol *= colour_gain
             col = (np.take(vcol, tri[:, 0], axis=0) * b[:, 0:1] + np.take(vcol, tri[:, 1], axis=0) * b[:, 1:2]
                    + np.take(vcol, tri[:, 2], axis=0) * b[:, 2:3])
             img.reshape(-1, 3)[idx] = col

@@ -31,9 +31,10 @@ class ContactSolver:
     patterns = (np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.6]))  # knuckle flexion, PIP/DIP curl
     flex_limits = (np.deg2rad(-30.0), np.deg2rad(110.0))
 
-    def __init__(self, hand: HandModel, tissue: SoftTissue):
+    def __init__(self, hand: HandModel, tissue: SoftTissue, stiffness: np.ndarray | float = 1.0):
         self.hand = hand
         self.tissue = tissue
+        self.stiffness = np.broadcast_to(np.asarray(stiffness, dtype=np.float64), (hand.num_vertices,))
         self._corr = np.zeros((5, 3))
         part, seg, tip, palmar = hand.vertex_part, hand.vertex_segment, hand.vertex_tip, hand.vertex_palmar
         # the palm group includes the thumb's thenar segment (its metacarpal, palmar side)
@@ -121,5 +122,5 @@ class ContactSolver:
         idx = self.groups[g]
         z = v[idx, 2]
         heights = z.max() - z
-        return depth_for_force(heights, areas[idx], float(val), self.tissue)
+        return depth_for_force(heights, areas[idx], float(val), self.tissue, factor=self.stiffness[idx])
 
