@@ -190,6 +190,7 @@ def _with_estimated_track(src: Path, dst: Path, lift_m: float) -> None:
     shutil.copytree(src, dst)
     for path in dst.glob("data/*/*/annotation.parquet"):
         tab = pq.read_table(path)
+        tab = tab.drop([c for c in ("vertices_estimated", "joint_position_estimated") if c in tab.column_names])
         cols = {}
         for src_col, new_col in (("vertices", "vertices_estimated"), ("joint_position", "joint_position_estimated")):
             vals = []
@@ -212,8 +213,11 @@ def test_estimated_track_is_read(oracle_data, tmp_path):
     ann = O.run_oracles(lifted, "pad", O.OracleOptions(mesh="annotated"))
     est = O.run_oracles(lifted, "pad", O.OracleOptions(mesh="estimated"))
     assert est["mesh"] == "estimated"
-    assert ann["pad"]["test"]["volumetric_iou"] > 0.2
-    assert est["pad"]["test"]["volumetric_iou"] < 0.05  # a constant map at best
+    # the annotation no longer gives the pressure away (issue 13), but it does touch the pad;
+    # an estimate 3 cm above it never does: a constant map at best
+    assert ann["pad"]["test"]["volumetric_iou"] > 0.05
+    assert est["pad"]["test"]["volumetric_iou"] < 0.05 and est["pad"]["test"]["volumetric_iou"] < \
+        ann["pad"]["test"]["volumetric_iou"]
     reader = O.MeshTrackReader(lifted, "estimated")
     p, s = reader.all_sequences()[0]
     a5 = reader.load_annotation(p, s, 5)  # null estimate: the nearest frame's
@@ -237,8 +241,16 @@ def test_cli_writes_json_and_prints_the_table(oracle_data, tmp_path, capsys):
     (["--mesh", "estimated"], "vertices_estimated"),
     (["--max-frames", "0"], "--max-frames"),
 ])
-def test_cli_bad_input_is_one_line_exit_2(oracle_data, capsys, args, says):
-    rc = _script().main([str(oracle_data), "--space", "pad", "--no-progress", *args])
+def test_cli_bad_input_is_one_line_exit_2(oracle_data, tmp_path, capsys, args, says):
+    import pyarrow.parquet as pq
+
+    bare = tmp_path / "no-track"  # data written without the estimated-mesh track (as real data is)
+    shutil.copytree(oracle_data, bare)
+    for path in bare.glob("data/*/*/annotation.parquet"):
+        tab = pq.read_table(path)
+        pq.write_table(tab.drop([c for c in ("vertices_estimated", "joint_position_estimated")
+                                 if c in tab.column_names]), path, row_group_size=16)
+    rc = _script().main([str(bare), "--space", "pad", "--no-progress", *args])
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert len(err.splitlines()) == 1 and says in err

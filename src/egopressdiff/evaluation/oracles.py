@@ -226,61 +226,14 @@ class MeshTrackReader(EgoPressureReader):
         if mesh not in MESH_TRACKS:
             raise ValueError(f"mesh must be one of {MESH_TRACKS}, got {mesh!r}")
         self.mesh = mesh
-        self._estimates: dict = {}
 
     def check_track(self, participant: str, sequence: str) -> None:
-        """One-line DataError if the sequence lacks the estimated track's columns."""
-        if self.mesh != "estimated":
-            return
-        sh = self.shard(participant, sequence, layout.ANNOTATION_SHARD)
-        missing = [c for c in ESTIMATED_COLUMNS.values() if c not in sh.columns]
-        if missing:
-            raise DataError(f"no estimated-mesh track: annotation.parquet has no column {missing[0]!r} "
-                            "(this dataset has only the annotated mesh; use --mesh annotated)",
-                            path=sh.path, sequence=sequence)
+        """One-line DataError if the sequence lacks the estimated track (checked before any work)."""
+        if self.mesh == "estimated":
+            self.load_estimated_mesh(participant, sequence, int(self.annotated_frames(participant, sequence)[0]))
 
     def estimated_mesh(self, participant: str, sequence: str, frame: int) -> tuple[np.ndarray, np.ndarray]:
-        key = (participant, sequence)
-        if key not in self._estimates:
-            self._estimates = {key: self._read_estimates(participant, sequence)}  # one sequence at a time
-        frames, verts, joints, valid = self._estimates[key]
-        i = int(np.searchsorted(frames, frame))
-        if i >= len(frames) or frames[i] != frame:
-            raise DataError("frame missing from annotation.parquet", sequence=sequence, frame=frame)
-        if not valid[i]:
-            ok = np.nonzero(valid)[0]
-            i = int(ok[np.argmin(np.abs(frames[ok] - frame))])
-        return verts[i], joints[i]
-
-    def _read_estimates(self, participant: str, sequence: str):
-        import pyarrow.parquet as pq
-
-        self.check_track(participant, sequence)
-        path = layout.shard_path(self.root, participant, sequence, layout.ANNOTATION_SHARD)
-        cols = [layout.FRAME_COLUMN, *ESTIMATED_COLUMNS.values()]
-        tab = pq.read_table(path, columns=cols)
-        frames = np.asarray(tab.column(layout.FRAME_COLUMN).to_numpy(zero_copy_only=False), np.int64)
-        order = np.argsort(frames)
-        out = [frames[order]]
-        valid = np.ones(len(frames), bool)
-        for name, count in ((ESTIMATED_COLUMNS["vertices"], layout.NUM_VERTICES),
-                            (ESTIMATED_COLUMNS["joints"], layout.NUM_JOINTS)):
-            arr = np.zeros((len(frames), count, 3), np.float32)
-            for r, cell in enumerate(tab.column(name).to_pylist()):
-                if cell is None:
-                    valid[r] = False
-                    continue
-                a = np.asarray(cell, np.float32).reshape(-1)
-                if a.size != count * 3:
-                    raise DataError(f"{name} has {a.size} values, expected {count * 3}", path=path,
-                                    sequence=sequence, frame=int(frames[r]))
-                arr[r] = a.reshape(count, 3)
-                valid[r] &= bool(np.all(np.isfinite(a)))
-            out.append(arr[order])
-        valid = valid[order]
-        if not valid.any():
-            raise DataError(f"{ESTIMATED_COLUMNS['vertices']} is null on every frame", path=path, sequence=sequence)
-        return out[0], out[1], out[2], valid
+        return self.load_estimated_mesh(participant, sequence, frame)  # the reader's: nearest valid estimate
 
     def load_annotation(self, participant: str, sequence: str, frame: int, *args, **kwargs):
         ann = super().load_annotation(participant, sequence, frame, *args, **kwargs)
