@@ -2,10 +2,10 @@
 
 A run config is a nested dict with three sections:
 
-* ``model`` -- ``model_type`` (``egopressdiff`` | ``perframe_baseline``, or a type added with
-  :func:`egopressdiff.training.registry.register_model_class`) plus either a model ``preset``
-  name, model config fields, or both (fields override the preset's). The model class
-  validates its own fields when it is built.
+* ``model`` -- ``model_type`` (``egopressdiff`` | ``perframe_baseline`` | ``pressureformer_baseline``,
+  or a type added with :func:`egopressdiff.training.registry.register_model_class`) plus either a
+  model ``preset`` name, model config fields, or both (fields override the preset's). The model
+  class validates its own fields when it is built.
 * ``data`` -- how clips are cut (see :data:`DATA_SCHEMA`; a data source added with
   :func:`egopressdiff.training.registry.register_data_source` may bring keys of its own).
   Clip geometry left at ``null`` is taken from the model's ``data_requirements()``; a value
@@ -120,6 +120,12 @@ for _kind in ("cls", "reg"):
         _name = f"baseline-{_kind}{_suffix}"
         PRESETS[_name] = {"model": {"model_type": "perframe_baseline", "preset": _name}, "data": dict(_data),
                           "train": dict(_train)}
+# the PressureFormer-style baseline (vertex queries -> UV atlas), the same budgets as the other baselines
+for _suffix, _train, _data in (("-tiny", _BASELINE_TINY_TRAIN, {}), ("-tiny-uv", _BASELINE_TINY_TRAIN, {}),
+                               ("", _BASELINE_FULL_TRAIN, {"num_workers": 4})):
+    _name = f"baseline-pformer{_suffix}"
+    PRESETS[_name] = {"model": {"model_type": "pressureformer_baseline", "preset": _name}, "data": dict(_data),
+                      "train": dict(_train)}
 
 
 def _type_name(types: tuple) -> str:

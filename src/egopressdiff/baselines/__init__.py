@@ -1,4 +1,4 @@
-"""Per-frame baselines: PressureVision-style classification and regression."""
+"""Per-frame baselines: PressureVision-style classification and regression, and PressureFormer-style."""
 
 from egopressdiff.baselines.perframe import (
     BIN_MIDPOINTS_KPA,
@@ -9,12 +9,15 @@ from egopressdiff.baselines.perframe import (
     quantize_pressure,
     soft_targets,
 )
+from egopressdiff.baselines.pressureformer import PressureFormerBaseline, PressureFormerConfig
 
 __all__ = [
     "BIN_MIDPOINTS_KPA",
     "PRESSURE_THRESHOLDS_KPA",
     "PerFrameBaseline",
     "PerFrameBaselineConfig",
+    "PressureFormerBaseline",
+    "PressureFormerConfig",
     "decode_classes",
     "quantize_pressure",
     "soft_targets",

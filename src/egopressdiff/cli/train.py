@@ -5,8 +5,9 @@
   torchrun --nproc_per_node 4 -m egopressdiff train --config svd --data DATA --output RUN \\
       --pretrained-svd /path/to/stable-video-diffusion-img2vid-xt
 
-CONFIG is a preset (tiny, tiny-uv, svd, baseline-cls[-tiny[-uv]], baseline-reg[-tiny[-uv]]) or a YAML file
-with sections model / data / train (a YAML may start from a preset with `base: tiny`).
+CONFIG is a preset (tiny, tiny-uv, svd, baseline-cls[-tiny[-uv]], baseline-reg[-tiny[-uv]],
+baseline-pformer[-tiny[-uv]]) or a YAML file with sections model / data / train (a YAML may start
+from a preset with `base: tiny`).
 Any key can be overridden with --set section.key=value. The resolved config is saved as
 RUN/config.yaml; with --resume and no --config, that file is used.
 

@@ -141,6 +141,7 @@ class PressurePipeline:
     """The shared part of :class:`EgoPressDiffPipeline` and :class:`PerFrameBaselinePipeline`."""
 
     model_type: str = ""  # what ``from_pretrained`` accepts (the registry's model_type)
+    also_serves: tuple[str, ...] = ()  # further model types with the same interface
 
     def __init__(self, model, processor=None):
         from egopressdiff.data.processor import PressureInputProcessor
@@ -161,7 +162,7 @@ class PressurePipeline:
 
         path = resolve_checkpoint(name_or_path)
         model_type = read_model_type(path)
-        if cls.model_type and model_type != cls.model_type:
+        if cls.model_type and model_type not in (cls.model_type, *cls.also_serves):
             raise CheckpointError(f"{name_or_path} holds a {model_type!r} model; {cls.__name__} needs "
                                   f"{cls.model_type!r} (egopressdiff.load_pipeline picks the right pipeline)")
         model = model_class(model_type).from_pretrained(path)
@@ -273,7 +274,8 @@ def pipeline_for(model) -> PressurePipeline:
     from egopressdiff.pipelines.perframe import PerFrameBaselinePipeline
 
     for cls in (EgoPressDiffPipeline, PerFrameBaselinePipeline):
-        if getattr(model, "model_type", None) == cls.model_type or type(model).__name__ == cls.model_class_name:
+        served = (cls.model_type, *cls.also_serves)
+        if getattr(model, "model_type", None) in served or type(model).__name__ == cls.model_class_name:
             return cls(model)
     raise CheckpointError(f"no pipeline for a {type(model).__name__} model")
 

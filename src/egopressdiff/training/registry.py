@@ -24,10 +24,12 @@ from egopressdiff.errors import CheckpointError, ConfigError
 BUILTIN_MODELS: dict[str, tuple[str, str]] = {
     "egopressdiff": ("egopressdiff.models", "EgoPressDiff"),
     "perframe_baseline": ("egopressdiff.baselines", "PerFrameBaseline"),
+    "pressureformer_baseline": ("egopressdiff.baselines", "PressureFormerBaseline"),
 }
 _registered_models: dict[str, type] = {}
 # diffusers-style ``_class_name`` in config.json -> model_type (for folders that carry only that)
-CLASS_NAMES = {"EgoPressDiff": "egopressdiff", "PerFrameBaseline": "perframe_baseline"}
+CLASS_NAMES = {"EgoPressDiff": "egopressdiff", "PerFrameBaseline": "perframe_baseline",
+               "PressureFormerBaseline": "pressureformer_baseline"}
 
 # data.source -> (build(data_opts, model, split, data_root) -> Dataset, {extra data option: default})
 _data_sources: dict[str, tuple[Callable, dict]] = {}
