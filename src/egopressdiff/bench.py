@@ -6,16 +6,51 @@ process's peak resident set (RSS) on CPU -- reset before each measurement throug
 ``torch.cuda.max_memory_allocated`` on GPU. The model has random weights (``svd`` too: no
 download), which does not change its cost.
 
-JSON layout (see :func:`run_bench`): ``machine``, ``config``, ``settings``, ``train``,
-``train_cached``, ``sample`` {"4","8","25"}, ``conditioning_overhead_ratio``,
-``posenet_share``, ``vertex_encoder_share``, ``data_pipeline_ratio``, ``clip_length_seconds``
-{"8","16","32"}, ``predict_memory_ratio_1024_vs_64``, ``cached_speedup``, ``targets`` and
-``skipped`` (entry -> reason, for what was not measured). Definitions:
+JSON layout (see :func:`run_bench`): ``machine``, ``load_average`` {start, end}, ``config``,
+``settings``, ``flops``, ``train``, ``train_cached``, ``train_profile``,
+``optimizer_step_seconds``, ``sample`` {"4","8","25"}, ``window_breakdown``,
+``predict_batched``, ``predict_speedup``, ``peak_tflops``, ``peak_source``, ``mfu``,
+``conditioning_overhead_ratio``, ``posenet_share``, ``vertex_encoder_share``,
+``data_pipeline_ratio``, ``clip_length_seconds`` {"8","16","32"},
+``predict_memory_ratio_1024_vs_64``, ``cached_speedup``, ``targets`` and ``skipped`` (entry ->
+reason, for what was not measured). Definitions:
 
 * ``train``: one optimizer step (forward with the frozen encoders, backward, AdamW) on an
   in-memory batch of the config's batch size and clip length; ``clips_per_second`` = batch / s.
 * ``sample``: ``EgoPressDiffPipeline.sample`` of one window of ``clip_length`` frames (B = 1) with k Euler
   steps: CLIP + conditions + k U-Net steps + decoding. ``frames_per_second`` = frames / s.
+* ``flops``: FLOPs *counted* by ``torch.utils.flop_counter.FlopCounterMode`` (matmuls,
+  convolutions, attention; 2 per multiply-add; elementwise work is not counted) on meta tensors,
+  so the count costs no compute and is the same on every device: ``unet_forward`` (one
+  denoiser forward = one Euler step of one window, B = 1), ``window_without_unet`` (the rest of
+  one sampled window: CLIP, codec encode/decode, Vertex Encoder, PoseNet, UV encoder),
+  ``window_stages`` (per stage), ``train`` / ``train_cached`` {forward, backward, total} (one
+  training step of the config's batch, fwd + bwd, without recomputation from checkpointing).
+* ``mfu``: achieved TFLOP/s = counted FLOPs / measured seconds, and MFU = achieved /
+  ``peak_tflops``: ``sample`` {k: one window with k steps}, ``sample_unet_only`` (the U-Net's
+  FLOPs over its own time in ``window_breakdown``), ``train``, ``train_cached``. The peak is
+  ``--peak-tflops`` or, on a GPU the built-in table knows (H100 / H200 989, A100 312: dense bf16)
+  and a bf16 run, the table's; otherwise MFU is null and ``skipped["mfu"]`` says why.
+* ``window_breakdown``: where the time of one window goes -- ``pipe(...)`` on ``clip_length``
+  in-memory frames of a synthetic recording (raw depth + its calibration, world-frame mesh,
+  ego pose) at the model's default steps: ``unet`` (all its steps), ``codec_encode``,
+  ``codec_decode`` (VAE or the tiny codec), ``clip`` (image encoder), ``other_encoders``
+  (Vertex Encoder, PoseNet, UV encoder), ``data`` (the input processor: crops, depth
+  registration, pose maps, UV unwrapping), ``host_overhead`` (the rest: input checks, noise,
+  scheduler, blending, force integration) in seconds and shares of the whole, and ``calls`` per
+  stage (the encoders run once per window, the U-Net once per step). GPU stages are synchronised.
+* ``predict_batched``: whole-sequence ``pipe(...)`` on 100 in-memory frames (40 with
+  ``--quick``), windows of ``clip_length`` with overlap 4, the model's default steps: ``eager``
+  {batch size: seconds, frames_per_second, speedup vs batch size 1} for batch sizes 1, 2, 4, 8
+  (one window per model call vs several; timed interleaved), ``compiled`` (``torch.compile`` of
+  the U-Net -- inductor, CUDA graphs on GPU -- at batch size 1 and at the best eager one, with
+  ``first_call_seconds`` / ``compile_seconds``; not with ``--quick`` / ``--no-compile``),
+  ``best`` and ``speedup`` (best / batch size 1 eager, = ``predict_speedup``).
+* ``train_profile``: one training step split by timers -- ``forward_<stage>`` (the stages
+  above), ``forward_other`` (loss, noise, resizing), ``backward``, ``optimizer``, ``zero_grad``
+  -- and ``top_ops``, the operators with the most self time in one step under torch.profiler.
+* ``optimizer_step_seconds``: AdamW's step over the trainable parameters with the for-loop,
+  ``foreach`` and ``fused`` implementations.
 * ``conditioning_overhead_ratio``: Vertex Encoder + PoseNet + conditioned U-Net (DC blocks)
   forward, versus the vanilla diffusers ``UNetSpatioTemporalConditionModel`` of the same config
   on the same input (B = 1, one window). ``..._per_sampling_step`` leaves out PoseNet and the
@@ -200,10 +235,18 @@ def _to(batch: dict, device) -> dict:
     return {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
 
 
-def _train_step_fn(model, batch, device, amp: bool):
+def _adamw(model):
+    """AdamW as the trainer builds it (fused kernels where torch has them)."""
     import torch
 
-    opt = torch.optim.AdamW(model.trainable_parameters(), lr=1e-5)
+    params = model.trainable_parameters()
+    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params) or None
+    return torch.optim.AdamW(params, lr=1e-5, fused=fused)
+
+
+def _train_step_fn(model, batch, device, amp: bool):
+
+    opt = _adamw(model)
     return lambda: _step_on(model, batch, device, amp, opt)
 
 
@@ -318,10 +361,9 @@ def measure_loader(dataset, batch_size: int, workers: int, batches: int) -> dict
 
 def measure_steps_from_loader(model, dataset, batch_size: int, workers: int, steps: int, device, amp: bool) -> float:
     """Seconds per whole training step (next batch + optimizer step), median over ``steps`` steps."""
-    import torch
 
     model.train()
-    opt = torch.optim.AdamW(model.trainable_parameters(), lr=1e-5)
+    opt = _adamw(model)
     loader = _loader(dataset, batch_size, workers)
     times = []
     it = iter(loader)
@@ -714,11 +756,10 @@ def measure_predict_batched(model, recording: dict, steps: int, batch_sizes, dev
 def profile_train_step(model, batch, device, amp: bool, repeats: int, top: int = 12) -> dict:
     """Where one optimizer step goes: per-stage timers over ``repeats`` steps (medians), then one
     step under torch.profiler for the operators that take the most time."""
-    import torch
     from torch.profiler import ProfilerActivity, profile
 
     model.train()
-    opt = torch.optim.AdamW(model.trainable_parameters(), lr=1e-5)
+    opt = _adamw(model)
     gpu = str(device).startswith("cuda")
 
     def step(meter=None):
