@@ -54,9 +54,29 @@ def test_bench_quick_json_fields(tmp_path, capsys, one_thread):
     assert set(r["clip_length_seconds"]) == {"8", "16", "32"}
     assert all(_positive(v) for v in r["clip_length_seconds"].values())
     assert r["posenet_share"] < 1 and r["vertex_encoder_share"] < 1
-    assert set(r["targets"]) == {"conditioning_overhead_ratio", "data_pipeline_ratio",
+    assert set(r["targets"]) == {"predict_speedup", "conditioning_overhead_ratio", "data_pipeline_ratio",
                                  "predict_memory_ratio_1024_vs_64", "cached_speedup"}
-    assert r["skipped"] == {}
+    # counted FLOPs and the achieved rate; no MFU on a CPU without --peak-tflops, and it says why
+    f = r["flops"]
+    assert _positive(f["unet_forward"]) and _positive(f["window_without_unet"])
+    assert f["train"]["total"] == f["train"]["forward"] + f["train"]["backward"]
+    assert f["train_cached"]["total"] < f["train"]["total"]
+    for k in ("4", "8", "25"):
+        assert _positive(r["mfu"]["sample"][k]["tflops_per_second"]) and r["mfu"]["sample"][k]["mfu"] is None
+    assert _positive(r["mfu"]["train"]["tflops_per_second"]) and r["mfu"]["train"]["mfu"] is None
+    assert r["peak_tflops"] is None and set(r["skipped"]) == {"mfu"} and "--peak-tflops" in r["skipped"]["mfu"]
+    br = r["window_breakdown"]
+    assert set(br["seconds"]) == {"unet", "codec_encode", "codec_decode", "clip", "other_encoders", "data",
+                                  "host_overhead"}
+    assert br["calls"]["unet"] == br["steps"] and br["calls"]["clip"] == 1 and br["calls"]["other_encoders"] == 2
+    pb = r["predict_batched"]
+    assert set(pb["eager"]) == {"1", "2"} and "compiled" not in pb  # --quick: no compile
+    assert _positive(pb["speedup"]) and r["predict_speedup"] == pb["speedup"]
+    assert {"backward", "optimizer", "forward_unet"} <= set(r["train_profile"]["seconds"])
+    assert r["train_profile"]["top_ops"]
+    assert _positive(r["optimizer_step_seconds"]["for_loop"])
+    assert len(r["load_average"]["start"]) == 3
+    assert "predict 40 frames" in printed and "counted FLOPs" in printed
 
 
 def test_bench_refuses_bad_device(capsys):
@@ -145,3 +165,126 @@ def test_hover_false_contact_tool_counts_only_hover_frames_and_applies_floors(sy
     assert float(max0) == (1.5 if hot_frames * 2 > hover_frames else 0.75)  # median of 1.5s and 0s
     assert abs(float(share0) - 100 * hot_frames / hover_frames) < 0.1  # hot frames: every hand texel
     assert float(fc2) == 0.0 and float(max2) == 0.0 and float(share2) == 0.0
+
+
+def test_bench_refuses_a_bad_peak(capsys):
+    from egopressdiff.cli.main import main
+
+    assert main(["bench", "--config", "tiny", "--peak-tflops", "0"]) == 2
+    assert "--peak-tflops must be > 0" in capsys.readouterr().err
+
+
+def test_flops_counted_on_meta_tensors_equal_a_real_forward():
+    """The meta-tensor count (what bench reports) is what the real model computes, on every part."""
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from egopressdiff.bench import count_flops
+    from egopressdiff.models import EgoPressDiff
+    from egopressdiff.models.testing import make_dummy_batch
+
+    f = count_flops("tiny", batch_size=2, clip_length=4)
+    torch.manual_seed(0)
+    model = EgoPressDiff.from_config("tiny", clip_length=4).eval()
+    batch = make_dummy_batch(1, 4, crop_size=model.config.crop_size)
+    # the CPU's fused attention kernel has no FLOP formula in torch's counter; the math one does
+    with torch.no_grad(), sdpa_kernel([SDPBackend.MATH]):
+        prep = model.prepare_conditions(batch)
+        x = torch.randn(1, 4, model.latent_channels, *model.latent_size)
+        with FlopCounterMode(display=False) as fc:
+            model.denoise(x, torch.tensor([1.0]), prep)
+    assert f["unet_forward"] == fc.get_total_flops() > 0
+    assert set(f["window_stages"]) == {"unet", "clip", "other_encoders"}  # the tiny codec is a reshape
+    model.train()
+    b2 = make_dummy_batch(2, 4, crop_size=model.config.crop_size)
+    with sdpa_kernel([SDPBackend.MATH]):
+        with FlopCounterMode(display=False) as fwd:
+            loss = model.training_loss(b2)
+        with FlopCounterMode(display=False) as bwd:
+            loss.backward()
+    assert f["train"]["forward"] == fwd.get_total_flops()
+    assert f["train"]["backward"] == bwd.get_total_flops()
+    assert f["train_cached"]["forward"] < f["train"]["forward"]  # the frozen encoders are read, not run
+    assert f["train_cached"]["backward"] == f["train"]["backward"]  # they have no backward either way
+
+
+def test_peak_and_mfu_arithmetic():
+    from egopressdiff.bench import model_flop_utilisation, peak_tflops_for, unet_calls
+
+    assert peak_tflops_for({"gpu": "NVIDIA H100 80GB HBM3"}, "bf16", None) == (989.0, "H100 bf16 dense (built-in table)")
+    assert peak_tflops_for({"gpu": "NVIDIA H200"}, "bf16", None)[0] == 989.0
+    assert peak_tflops_for({"gpu": "NVIDIA H100"}, "fp32", None)[0] is None  # the table is bf16
+    assert peak_tflops_for({"gpu": "Some GPU"}, "bf16", None)[0] is None
+    assert peak_tflops_for({"gpu": None}, "fp32", None)[0] is None
+    assert peak_tflops_for({"gpu": None}, "fp32", 2.5) == (2.5, "--peak-tflops")
+    assert unet_calls(4, "euler") == 4 and unet_calls(4, "heun") == 7
+    flops = {"sampler": "euler", "unet_forward": 10**12, "window_without_unet": 2 * 10**12,
+             "train": {"total": 6 * 10**12}, "train_cached": {"total": 3 * 10**12}}
+    res = {"sample": {"4": {"seconds_per_window": 2.0}, "8": None}, "train": {"seconds_per_step": 3.0},
+           "train_cached": None, "window_breakdown": {"steps": 4, "seconds": {"unet": 0.5}}}
+    m = model_flop_utilisation(res, flops, peak=10.0)
+    assert m["sample"]["4"] == {"flops_per_window": 6 * 10**12, "tflops_per_second": 3.0, "mfu": 0.3}
+    assert "8" not in m["sample"] and m["train_cached"] is None
+    assert m["train"] == {"flops_per_step": 6 * 10**12, "tflops_per_second": 2.0, "mfu": 0.2}
+    assert m["sample_unet_only"]["tflops_per_second"] == 8.0
+    assert model_flop_utilisation(res, flops, peak=None)["train"]["mfu"] is None
+
+
+@pytest.fixture(scope="module")
+def small_recording(tmp_path_factory):
+    from egopressdiff.bench import in_memory_recording
+
+    return in_memory_recording(tmp_path_factory.mktemp("rec"), 12)
+
+
+def test_window_breakdown_and_batched_predict(small_recording, one_thread, monkeypatch):
+    import torch
+
+    from egopressdiff.bench import measure_predict_batched, measure_window_breakdown
+    from egopressdiff.models import EgoPressDiff
+    from egopressdiff.pipelines import EgoPressDiffPipeline
+
+    assert small_recording["rgb"].shape[0] == 12 and small_recording["vertices"].shape == (12, 778, 3)
+    torch.manual_seed(0)
+    model = EgoPressDiff.from_config("tiny", clip_length=4).eval()
+    br = measure_window_breakdown(EgoPressDiffPipeline(model), small_recording, steps=2, device="cpu", repeats=1)
+    assert br["frames"] == 4 and br["calls"] == {"unet": 2, "codec_encode": 1, "codec_decode": 1, "clip": 1,
+                                                 "other_encoders": 2, "data": 1}
+    assert all(_positive(br["seconds"][k]) for k in ("unet", "clip", "other_encoders", "data"))
+    assert abs(sum(br["share"].values()) - 1.0) < 1e-3 and br["seconds"]["host_overhead"] > -1e-3
+    compiled = []  # torch.compile itself is tested in test_compile.py; here, what the bench does around it
+    monkeypatch.setattr(EgoPressDiffPipeline, "compile", lambda self, **kw: compiled.append(kw) or self)
+    pb = measure_predict_batched(model, small_recording, steps=1, batch_sizes=(1, 2), device="cpu", repeats=1,
+                                 precision="fp32", compile_backend="inductor", window=4, overlap=1)
+    assert compiled and all(kw == {"backend": "inductor", "dynamic": False} for kw in compiled)
+    assert pb["frames"] == 12 and set(pb["eager"]) == {"1", "2"} and pb["eager"]["1"]["speedup"] == 1.0
+    assert set(pb["compiled"]) == {"1", str(pb["best_eager_batch_size"])}
+    fps = {("eager", int(k)): v["frames_per_second"] for k, v in pb["eager"].items()}
+    fps.update({("compiled", int(k)): v["frames_per_second"] for k, v in pb["compiled"].items()})
+    best = max(fps, key=fps.get)
+    assert (pb["best"]["variant"], pb["best"]["batch_size"]) == best
+    assert abs(pb["speedup"] - fps[best] / fps[("eager", 1)]) < 0.01 * pb["speedup"]
+    assert all(_positive(v["first_call_seconds"]) for v in pb["compiled"].values())
+
+
+def test_training_profile_and_optimizer_variants(one_thread):
+    import torch
+
+    from egopressdiff.bench import measure_optimizers, profile_train_step
+    from egopressdiff.models import EgoPressDiff
+    from egopressdiff.models.testing import make_dummy_batch
+
+    torch.manual_seed(0)
+    model = EgoPressDiff.from_config("tiny", clip_length=4)
+    batch = make_dummy_batch(1, 4, crop_size=model.config.crop_size)
+    tp = profile_train_step(model, batch, "cpu", amp=False, repeats=1, top=5)
+    for k in ("forward_unet", "forward_clip", "forward_other_encoders", "backward", "optimizer"):
+        assert _positive(tp["seconds"][k]), k
+    assert abs(sum(tp["share"].values()) - 1.0) < 1e-3 and len(tp["top_ops"]) == 5
+    assert all(op["op"] and _positive(op["self_seconds"]) and op["calls"] >= 1 for op in tp["top_ops"])
+    before = [p.detach().clone() for p in model.trainable_parameters()]
+    op = measure_optimizers(model, batch, "cpu", amp=False, repeats=1)
+    assert all(_positive(op[k]) for k in ("for_loop", "foreach", "fused")), op
+    assert all(p.grad is None for p in model.trainable_parameters())
+    assert max((a - p).abs().max().item() for a, p in zip(before, model.trainable_parameters())) < 1e-6

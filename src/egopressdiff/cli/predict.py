@@ -33,6 +33,12 @@ def add_arguments(p):
                    help="hand mesh fed to the model: the annotation (default, the paper's protocol) or the "
                         "estimated-mesh track (vertices_estimated: what a monocular estimator gives; synthetic "
                         "data only)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="bf16: autocast (matmuls, convolutions, attention in bfloat16); auto (default): bf16 on "
+                        "CUDA, fp32 on CPU")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the U-Net (CUDA graphs on GPU); the first window compiles, which takes "
+                        "minutes on CPU: worth it for long runs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto")
     p.add_argument("--overwrite", action="store_true", help="redo sequences that already have a prediction")
@@ -52,6 +58,7 @@ def run(args) -> int:
         raise EgoPressDiffError("--floor must be >= 0 kPa")
     from egopressdiff.data.reader import EgoPressureReader
     from egopressdiff.inference import PredictOptions, predict_dataset, select_sequences
+    from egopressdiff.pipelines.base import pipeline_for
     from egopressdiff.runtime import configure_cpu_threads
     from egopressdiff.shipped import resolve_checkpoint
     from egopressdiff.training.registry import load_model
@@ -65,12 +72,16 @@ def run(args) -> int:
         model.config.output_floor_kpa = float(args.floor)
     device = _device(args.device)
     model.to(device)
+    pipe = pipeline_for(model).set_precision(args.precision)
+    if args.compile:
+        pipe.compile()
     reader = EgoPressureReader(args.data)
     pairs = select_sequences(reader, split=args.split, participants=args.participants, sequences=args.sequences)
     opts = PredictOptions(steps=args.steps, samples=args.samples, window=args.window, overlap=args.overlap,
                           seed=args.seed, mesh=args.mesh, overwrite=args.overwrite, progress=not args.no_progress,
                           **({} if args.batch_size is None else {"batch_size": args.batch_size}))
-    rep = predict_dataset(model, args.data, args.output, pairs=pairs, options=opts)
+    with pipe.autocast():  # also for pipelines whose sample() does not enter it itself
+        rep = predict_dataset(pipe, args.data, args.output, pairs=pairs, options=opts)
     print(f"predicted {len(rep.written)} sequences ({rep.frames} frames) in {rep.seconds:.1f} s"
           + (f"; skipped {len(rep.skipped)} already complete (use --overwrite to redo)" if rep.skipped else "")
           + f" -> {args.output}")

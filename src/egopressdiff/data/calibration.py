@@ -292,11 +292,19 @@ def register_depth_to_color(depth_mm: np.ndarray, k4a, color_intrinsics, color_s
     pts, z = pts[front], z[front]
     u = np.rint(ci.fx * pts[:, 0] / z + ci.cx).astype(np.int64)
     v = np.rint(ci.fy * pts[:, 1] / z + ci.cy).astype(np.int64)
-    out = np.full(H * W, np.inf, dtype=np.float64)
-    for du in range(-splat, splat + 1):
-        for dv in range(-splat, splat + 1):
-            uu, vv = u + du, v + dv
-            ok = (uu >= 0) & (uu < W) & (vv >= 0) & (vv < H)
-            np.minimum.at(out, vv[ok] * W + uu[ok], z[ok])  # z-buffer: nearest sample wins
+    # z-buffer (nearest sample wins) on the output grid grown by the splat radius, then the
+    # splat as a (2 splat + 1)^2 minimum filter: the same minimum as writing every sample to all
+    # its neighbours, with one scatter instead of (2 splat + 1)^2
+    s = int(splat)
+    Wp, Hp = W + 2 * s, H + 2 * s
+    uu, vv = u + s, v + s
+    ok = (uu >= 0) & (uu < Wp) & (vv >= 0) & (vv < Hp)
+    near = np.full(Hp * Wp, np.inf, dtype=np.float64)
+    np.minimum.at(near, vv[ok] * Wp + uu[ok], z[ok])
+    near = near.reshape(Hp, Wp)
+    out = np.full((H, W), np.inf, dtype=np.float64)
+    for dv in range(2 * s + 1):
+        for du in range(2 * s + 1):
+            np.minimum(out, near[dv:dv + H, du:du + W], out=out)
     out[~np.isfinite(out)] = 0.0
-    return out.reshape(H, W).astype(np.float32)
+    return out.astype(np.float32)

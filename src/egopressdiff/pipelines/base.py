@@ -22,6 +22,7 @@ from egopressdiff.errors import CheckpointError, InputError
 from egopressdiff.pipelines.windows import DEFAULT_BATCH_SIZE
 
 CONTACT_THRESHOLD_KPA = 1.0  # the field's contact threshold (PressureVision / EgoPressure)
+PRECISIONS = ("fp32", "bf16", "auto")  # PressurePipeline.set_precision
 
 
 @dataclass
@@ -180,6 +181,81 @@ class PressurePipeline:
     def device(self):
         return next(self.model.parameters()).device
 
+    # ------------------------------------------------------------------ speed options
+    # Precision, compilation and memory format change how fast a pipeline runs, never what it
+    # computes beyond float rounding; none is on by default (the Python API computes in fp32).
+    precision: str = "fp32"  # "fp32", "bf16" or "auto" (bf16 on CUDA, fp32 on CPU)
+
+    def set_precision(self, precision: str = "auto"):
+        """Compute in ``precision``: "fp32", "bf16" (autocast: matmuls, convolutions and attention
+        in bfloat16, norms and the sampler's state in float32) or "auto" (bf16 on CUDA, fp32 elsewhere)."""
+        if precision not in PRECISIONS:
+            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.precision = precision
+        return self
+
+    def enable_autocast(self, dtype=None):
+        """bf16 autocast (``dtype`` torch.bfloat16, the default; float32 turns it off)."""
+        import torch
+
+        dtype = torch.bfloat16 if dtype is None else dtype
+        if dtype not in (torch.bfloat16, torch.float32):
+            raise InputError(f"autocast supports torch.bfloat16 (or float32 = off), got {dtype}")
+        return self.set_precision("bf16" if dtype == torch.bfloat16 else "fp32")
+
+    @property
+    def autocast_dtype(self):
+        """The autocast dtype in effect on the pipeline's device (None = plain fp32)."""
+        import torch
+
+        if self.precision == "bf16" or (self.precision == "auto" and self.device.type == "cuda"):
+            return torch.bfloat16
+        return None
+
+    def autocast(self):
+        """Context manager: autocast to :attr:`autocast_dtype` on the pipeline's device, or nothing."""
+        import contextlib
+
+        import torch
+
+        dtype = self.autocast_dtype
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def compile_target(self):
+        """The network that does the per-window work (what :meth:`compile` compiles): the model's
+        ``net`` where it has one (the per-frame baselines' image network), else the model."""
+        net = getattr(self.model, "net", None)
+        return net if net is not None else self.model
+
+    def compile(self, mode: str | None = "auto", backend: str = "inductor", fullgraph: bool = False,
+                dynamic: bool | None = None, **options):
+        """``torch.compile`` the per-step network in place (its state dict and saving are unchanged).
+
+        ``mode="auto"``: "reduce-overhead" on CUDA (CUDA graphs: the sampling loop calls the
+        network with the same shapes every step, so one captured graph is replayed), torch's
+        default mode elsewhere. The first call of each new input shape compiles (seconds to
+        minutes); later calls are fast. ``backend="aot_eager"`` traces without generating code.
+        """
+        if mode == "auto":
+            mode = "reduce-overhead" if self.device.type == "cuda" and backend == "inductor" else None
+        self.compile_target().compile(mode=mode, backend=backend, fullgraph=fullgraph, dynamic=dynamic,
+                                      **options)
+        return self
+
+    def enable_channels_last(self):
+        """Put the per-step network's convolution weights in channels-last memory format (NHWC
+        kernels on GPU tensor cores; on CPU it changes little)."""
+        import torch
+
+        # only the 4-D (2-D convolution) weights: module.to(memory_format=...) refuses the
+        # temporal blocks' 5-D Conv3d kernels
+        for param in self.compile_target().parameters():
+            if param.dim() == 4:
+                param.data = param.data.contiguous(memory_format=torch.channels_last)
+        return self
+
     # ------------------------------------------------------------------ prediction
     def sample(self, batch: dict, num_inference_steps: int | None = None, seed: int = 0, num_samples: int = 1,
                frame_ids=None) -> dict:
@@ -250,7 +326,7 @@ class PressurePipeline:
         mean = np.zeros((t, layout.UV_SIZE, layout.UV_SIZE), np.float32)
         std = np.zeros_like(mean) if num_samples > 1 else None
         self.model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self.autocast():
             frames = predict_windows(self, t, load_window, window=window, overlap=overlap,
                                      steps=num_inference_steps, seed=seed, num_samples=num_samples,
                                      batch_size=batch_size)

@@ -52,8 +52,17 @@ class EgoPressDiffPipeline(PressurePipeline):
         -- plus "pressure_std_kpa" (their std) when ``num_samples > 1``. The same seed gives the
         same result. ``frame_ids`` (N,) or (B, N) draws each frame's noise from (seed, sample, frame id).
         """
+        with self.autocast():
+            return self._sample(batch, num_inference_steps, seed, num_samples, frame_ids)
+
+    def compile_target(self):
+        """The conditioned U-Net: the one network that runs on every sampling step."""
+        return self.model.denoiser
+
+    def _sample(self, batch, num_inference_steps, seed, num_samples, frame_ids) -> dict:
         model, scheduler = self.model, self.scheduler
         steps = num_inference_steps or model.config.sample_steps
+        # once per window, not per step: frozen encoders, Vertex Encoder, PoseNet, condition latents
         prep = model.prepare_conditions(batch)
         b, n = prep["image_tokens"].shape[:2]
         device = prep["image_tokens"].device

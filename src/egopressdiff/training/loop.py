@@ -242,8 +242,11 @@ class Trainer:
     def _setup_optimization(self) -> None:
         t = self.tcfg
         loss_module = LossModule(self.model)
+        # fused kernels where torch has them (CPU and CUDA): one kernel per step instead of a loop over
+        # the tensors (AdamW's step measured 5x faster on the tiny model on CPU: egopressdiff bench)
+        fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in self.trainable) or None
         optimizer = torch.optim.AdamW(self.trainable, lr=t["lr"], betas=(t["adam_beta1"], t["adam_beta2"]),
-                                      eps=t["adam_eps"], weight_decay=t["weight_decay"])
+                                      eps=t["adam_eps"], weight_decay=t["weight_decay"], fused=fused)
         # Not prepared by accelerate: its wrapper steps the schedule once per process, which
         # would make the LR depend on the world size. We step it once per optimizer step.
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
