@@ -25,8 +25,8 @@ description, with the inputs and interface of :class:`~egopressdiff.baselines.Pe
    ``num_layers`` pre-norm ``nn.TransformerDecoderLayer`` layers: self-attention over the hand,
    cross-attention to the feature tokens, feed-forward. With every vertex a query
    (``num_queries=778``, the full-size preset) that is the per-vertex output. The tiny presets
-   use 256 queries (coarse-mesh queries, as in METRO), because attention among all 778 is the
-   largest cost on a CPU: farthest-point samples of the vertices by hop distance on the mesh.
+   use 256 queries (coarse-mesh queries, as in METRO; attention among all 778 doubles the cost of
+   a training step on a CPU): farthest-point samples of the vertices by hop distance on the mesh.
    Afterwards every other vertex takes the inverse-hop-distance mix of its three nearest query
    vertices plus its own token, and (``fine_layer``) every vertex reads the feature tokens once
    more in a cross-attention + feed-forward layer without self-attention (coarse to fine:
