@@ -71,9 +71,10 @@ def test_gradients_reach_the_cross_attention_and_the_vertex_queries():
     torch.manual_seed(0)
     model = make_model()
     model.training_loss(make_batch()).backward()
-    layer = model.decoder.layers[0]
-    for p in (layer.multihead_attn.in_proj_weight, layer.self_attn.in_proj_weight,
-              model.feature_encoder.proj.weight, model.vertex_tokens.geometry[0].weight, model.uv_refiner.head.weight):
+    layer = model.decoder[0]
+    for p in (layer.multihead_attn.in_proj_weight, layer.self_attn.in_proj_weight, model.fine.to_kv.weight,
+              model.aligned.weight, model.feature_encoder.proj.weight, model.vertex_tokens.geometry[0].weight,
+              model.uv_refiner.head.weight):
         assert p.grad is not None and p.grad.abs().sum() > 0
     learns = model.vertex_tokens.embedding.grad.abs().sum(1) > 0
     queries = torch.zeros(778, dtype=torch.bool)
@@ -167,6 +168,47 @@ def test_token_and_crop_positions_share_the_inputs_coordinates():
     expected = (px - box[:2] + 0.5) / side * 2 - 1  # pixel edges: [-1, 1] spans the crop
     ours = crop_positions(torch.from_numpy(verts))[0].numpy()
     assert np.abs(ours - expected).max() < 4 / side  # the box is rounded to whole pixels
+
+
+def test_locality_bias_points_each_query_at_its_own_place():
+    torch.manual_seed(0)
+    model = make_model("uv")  # uv_cond 16, token stride 4: a 4x4 token grid
+    pos = token_positions(4, 4, "uv")
+    bias = model.locality_bias(None, pos, 4)  # uv: fixed per vertex
+    assert bias.shape == (64, 16) and (bias <= 0).all()
+    nearest = torch.cdist(model.vertex_tokens.vertex_uv[model.query_index], pos).argmin(1)
+    assert torch.equal(bias.argmax(1), nearest)
+    image = make_model()
+    verts = make_batch()["vertices"].flatten(0, 1)
+    per_frame = image.locality_bias(verts, token_positions(8, 4, "image"), 8)
+    assert per_frame.shape == (2, 64, 64)  # the crop positions move with the hand
+    assert make_model(use_vertices=False).head_locality is None  # image space, no mesh: nowhere to look first
+    assert make_model(locality=0.0).head_locality is None
+    assert make_model("uv", use_vertices=False).head_locality is not None
+    # per head: head 0 the most local; the mask broadcasts over frames in uv space
+    torch.testing.assert_close(model.head_locality, torch.tensor([1.0, 0.25]))
+    mask = model.attention_mask(bias, 6, torch.float32)
+    assert mask.shape == (1, 2, 64, 16) and torch.equal(mask[0, 1], 0.25 * bias)
+
+
+def test_vertex_aligned_features_are_read_where_the_vertex_is():
+    """A map holding its own column and row index, sampled at the vertices, gives each vertex's pixel / texel."""
+    verts = make_batch()["vertices"].flatten(0, 1)
+    for space, size in (("uv", 16), ("image", 32)):
+        model = make_model(space)
+        rows, cols = torch.meshgrid(torch.arange(size * 1.0), torch.arange(size * 1.0), indexing="ij")
+        fmap = torch.stack([cols, rows])[None].expand(2, -1, -1, -1)
+        got = model.sample_at_vertices(fmap, verts)  # (2, 778, 2)
+        p = model.vertex_positions(verts).expand(2, -1, -1)
+        if space == "uv":  # texel centres: column = u * (U - 1)
+            want = (p + 1) / 2 * (size - 1)
+            inside = torch.ones(p.shape[:-1], dtype=torch.bool)
+        else:  # pixel areas: [-1, 1] spans the crop's edges
+            want = (p + 1) / 2 * size - 0.5
+            inside = ((want >= 0) & (want <= size - 1)).all(-1)
+        assert inside.float().mean() > 0.9
+        torch.testing.assert_close(got[inside], want[inside], atol=1e-4, rtol=0)
+    assert make_model(use_vertices=False).aligned is None and make_model(vertex_aligned=False).aligned is None
 
 
 def test_save_load_identical_outputs(tmp_path):

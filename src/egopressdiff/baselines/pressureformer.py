@@ -7,29 +7,41 @@ description, with the inputs and interface of :class:`~egopressdiff.baselines.Pe
 (one frame at a time: a clip batch (B, N, ...) is B·N independent frames):
 
 1. **Feature tokens.** A conv encoder (GroupNorm blocks, stride 2 per level) turns the frame's
-   image inputs into a G×G feature map, G = input size / ``token_stride``; its cells are the
-   key/value tokens, each plus a learned projection of a Fourier encoding of its 2D position.
+   inputs into a G×G feature map, G = input size / ``token_stride``; its cells are the key/value
+   tokens, each plus a learned projection of a Fourier encoding of its 2D position.
    ``cond_space="image"``: RGB crop + depth + pose map (7 channels at the crop size), positions
    in crop coordinates [-1, 1]. ``cond_space="uv"``: ``uv_cond`` + UV mask + two UV-coordinate
    channels (as the UV-space baselines), positions in UV-map coordinates.
-2. **Vertex tokens.** One token per mesh vertex (778): a learned per-vertex embedding, plus a
-   Fourier encoding of the vertex's place on the UV atlas, plus (``use_vertices``) an MLP of its
-   geometry: camera-frame coordinates centred on the centroid and scaled by 1/0.1 m, the centroid
-   (metres), and the vertex's approximate position in the hand crop (its pinhole projection
-   relative to the box the processor crops: the projected vertices' box centre, 1.3× its larger
-   side; the clip smoothing of the box is not known to a single frame).
+2. **Vertex tokens**, one per mesh vertex (778), the sum of: a learned per-vertex embedding; a
+   Fourier encoding of the vertex's place on the UV atlas; (``use_vertices``) an MLP of its
+   geometry -- camera-frame coordinates centred on the centroid and scaled by 1/0.1 m, the
+   centroid (metres), and its approximate place in the hand crop (its pinhole projection
+   relative to the box the processor crops, ``CROP_MARGIN`` times the projected vertices' box;
+   a single frame does not know the clip's smoothing of that box); (``vertex_aligned``) a
+   projection of the encoder's full-resolution first-level features sampled bilinearly where the
+   vertex lies in the input (its UV position in ``uv`` space, its crop position in ``image``
+   space, which needs ``use_vertices``), so each vertex starts from its own local evidence.
 3. **Transformer decoder.** The tokens of ``num_queries`` vertices are the queries of
-   ``num_layers`` pre-norm ``nn.TransformerDecoderLayer``\\ s: they attend to each other
-   (self-attention over the hand) and to the feature tokens (cross-attention), then a feed-forward
-   layer. With every vertex a query (``num_queries=778``, the full-size preset) that is the
-   per-vertex output. Fewer queries (the tiny presets, for CPU cost; coarse-mesh queries as in
-   METRO) are farthest-point samples of the vertices by hop distance on the mesh; afterwards every
-   other vertex takes the inverse-hop-distance mix of its three nearest query vertices plus its own
-   token (so each vertex keeps its identity and geometry).
+   ``num_layers`` pre-norm ``nn.TransformerDecoderLayer`` layers: self-attention over the hand,
+   cross-attention to the feature tokens, feed-forward. With every vertex a query
+   (``num_queries=778``, the full-size preset) that is the per-vertex output. The tiny presets
+   use 256 queries (coarse-mesh queries, as in METRO; attention among all 778 doubles the cost of
+   a training step on a CPU): farthest-point samples of the vertices by hop distance on the mesh.
+   Afterwards every other vertex takes the inverse-hop-distance mix of its three nearest query
+   vertices plus its own token, and (``fine_layer``) every vertex reads the feature tokens once
+   more in a cross-attention + feed-forward layer without self-attention (coarse to fine:
+   without it image detail would reach the UV map only at the query spacing).
+
+   **Locality** (``locality``): a vertex that knows its place in the input's coordinates (its UV
+   position in ``uv`` space, its crop position in ``image`` space with ``use_vertices``) gets a
+   Gaussian distance bias on its cross-attention logits, ``-beta_h * |p_q - p_k|^2 / (2 r^2)``,
+   ``r`` the token spacing, with fixed per-head strengths ``beta_h = locality * 4^-h`` (like
+   ALiBi's fixed slopes): head 0 looks around the vertex, the last nearly everywhere. Fixed, not
+   learned: an attention mask that needs a gradient takes PyTorch's slow attention path on a CPU.
 4. **Onto the atlas.** Each texel of a ``uv_out_size``² UV map takes the barycentric mix of its
-   atlas triangle's three vertex features (the triangle and weights of every texel are fixed by
-   the atlas named in ``uv_atlas`` and held in buffers built at init, not saved); texels outside
-   the atlas are 0.
+   atlas triangle's three vertex features (every texel's triangle and weights come from the
+   atlas named by ``uv_atlas``, held in buffers built at init and not saved); texels outside the
+   atlas are 0.
 5. **UV refinement and head.** A few conv blocks over [features, atlas mask, UV coordinates],
    a 1×1 conv to the 9 PressureVision classes, bilinearly resized to 224 (texel centres aligned).
 
@@ -37,7 +49,8 @@ Training and decoding are the classification baseline's: soft cross-entropy on t
 (ε on each neighbour), weighted by (1 + UV mask), decoded to the bin midpoints (``argmax``) or
 their expectation; predictions are >= 0 and multiplied by the UV mask. Ablation switches zero
 inputs as in the other baselines (``use_depth``, ``use_pose``); ``use_vertices=False`` leaves the
-queries without mesh geometry (only their embedding and atlas position).
+vertex tokens without mesh geometry (their embedding and atlas position only; in image space
+also no vertex-aligned features and no locality, since the vertex's place in the crop is unknown).
 
 The model scatters through one atlas, so the data must use it: a batch whose UV mask is not that
 atlas's mask is refused (a model trained on the built-in hand, ``uv_atlas="synthetic"``, cannot
@@ -97,9 +110,12 @@ class PressureFormerConfig:
     token_stride: int = 4  # input size / token grid side (a power of 2)
     d_model: int = 96  # token width
     num_heads: int = 4
-    num_layers: int = 3
+    num_layers: int = 2
     ffn_dim: int = 192
     num_queries: int = 256  # query vertices of the decoder (778 = every vertex)
+    vertex_aligned: bool = True  # add the first-level features sampled at the vertex's place in the input
+    fine_layer: bool = True  # with num_queries < 778: a cross-attention layer for every vertex after the decoder
+    locality: float = 1.0  # strength of head 0's Gaussian distance bias on the cross-attention (0: none)
     pos_freqs: int = 4  # Fourier frequencies pi * 2^j, j < pos_freqs, of every position encoding
     uv_out_size: int = 64  # side of the UV map the vertex features are scattered onto
     refine_width: int = 32
@@ -187,6 +203,8 @@ class PressureFormerConfig:
             raise ConfigError(f"num_queries must be <= {NUM_VERTICES} (the mesh's vertices), got {self.num_queries}")
         if self.uv_out_size < 8:
             raise ConfigError(f"uv_out_size must be >= 8, got {self.uv_out_size}")
+        if self.locality < 0:
+            raise ConfigError(f"locality must be >= 0, got {self.locality}")
         if not 0 <= self.soft_label_eps < 0.5:
             raise ConfigError("soft_label_eps must be in [0, 0.5)")
 
@@ -309,7 +327,10 @@ def crop_positions(vertices: torch.Tensor) -> torch.Tensor:
 
 
 class _FeatureEncoder(nn.Module):
-    """(M, C, H, W) image or UV inputs -> (M, G², d_model) feature tokens, G = H / stride."""
+    """(M, C, H, W) image or UV inputs -> first-level features (M, width, H, W), (M, G², d_model) feature tokens.
+
+    G = H / stride.
+    """
 
     def __init__(self, in_ch: int, width: int, stride: int, d_model: int):
         super().__init__()
@@ -321,8 +342,9 @@ class _FeatureEncoder(nn.Module):
         self.net = nn.Sequential(*layers)
         self.proj = nn.Conv2d(c, d_model, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.net(x)).flatten(2).transpose(1, 2)
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        first = self.net[0](x)
+        return first, self.proj(self.net[1:](first)).flatten(2).transpose(1, 2)
 
 
 class _VertexTokens(nn.Module):
@@ -354,6 +376,36 @@ class _VertexTokens(nn.Module):
         feats = torch.cat([fourier_features(local, self.num_freqs), local, fourier_features(crop, self.num_freqs),
                            crop, c.expand_as(vertices)], dim=-1)
         return e + self.geometry(feats)
+
+
+class _FineCrossAttention(nn.Module):
+    """Every vertex token reads the feature tokens: pre-norm cross-attention, then feed-forward (no self-attention).
+
+    Written with ``F.scaled_dot_product_attention`` so the per-head mask broadcasts over the frames
+    (778 x G² per head, not copied for every frame).
+    """
+
+    def __init__(self, d_model: int, num_heads: int, ffn_dim: int):
+        super().__init__()
+        self.heads = num_heads
+        self.norm_attn = nn.LayerNorm(d_model)
+        self.to_q = nn.Linear(d_model, d_model)
+        self.to_kv = nn.Linear(d_model, 2 * d_model)
+        self.to_out = nn.Linear(d_model, d_model)
+        self.norm_ff = nn.LayerNorm(d_model)
+        self.ff = nn.Sequential(nn.Linear(d_model, ffn_dim), nn.GELU(), nn.Linear(ffn_dim, d_model))
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        m, v, d = x.shape
+
+        def split(t):  # (M, L, d) -> (M, heads, L, d / heads)
+            return t.view(m, -1, self.heads, d // self.heads).transpose(1, 2)
+
+        q = split(self.to_q(self.norm_attn(x)))
+        k, val = (split(t) for t in self.to_kv(memory).chunk(2, dim=-1))
+        attn = F.scaled_dot_product_attention(q, k, val, attn_mask=mask)
+        x = x + self.to_out(attn.transpose(1, 2).reshape(m, v, d))
+        return x + self.ff(self.norm_ff(x))
 
 
 class _UVRefiner(nn.Module):
@@ -423,9 +475,18 @@ class PressureFormerBaseline(ModelMixin, ConfigMixin):
         self.key_pos = nn.Linear(4 * config.pos_freqs, d)
         self.key_norm = nn.LayerNorm(d)
         self.vertex_tokens = _VertexTokens(config, vertex_uv_positions(atlas))
-        layer = nn.TransformerDecoderLayer(d, config.num_heads, config.ffn_dim, dropout=0.0, activation="gelu",
-                                           batch_first=True, norm_first=True)
-        self.decoder = nn.TransformerDecoder(layer, config.num_layers, norm=nn.LayerNorm(d))
+        self.decoder = nn.ModuleList([
+            nn.TransformerDecoderLayer(d, config.num_heads, config.ffn_dim, dropout=0.0, activation="gelu",
+                                       batch_first=True, norm_first=True) for _ in range(config.num_layers)])
+        self.decoder_norm = nn.LayerNorm(d)
+        coarse = config.num_queries < NUM_VERTICES
+        self.fine = _FineCrossAttention(d, config.num_heads, config.ffn_dim) if coarse and config.fine_layer else None
+        self.fine_norm = nn.LayerNorm(d) if self.fine is not None else None
+        located = config.cond_space == "uv" or config.use_vertices  # the vertices know where they are in the input
+        self.aligned = nn.Linear(config.width, d) if config.vertex_aligned and located else None
+        strengths = config.locality * 4.0 ** -torch.arange(config.num_heads, dtype=torch.float32)
+        self.register_buffer("head_locality", strengths if config.locality > 0 and located else None,
+                             persistent=False)
         self.vertex_out = nn.Linear(d, config.refine_width)
         self.uv_refiner = _UVRefiner(config.refine_width, config.refine_width, config.refine_blocks)
 
@@ -533,7 +594,9 @@ class PressureFormerBaseline(ModelMixin, ConfigMixin):
 
         return {"total": n(self), "trainable": sum(p.numel() for p in self.trainable_parameters()),
                 "feature_encoder": n(self.feature_encoder, self.key_pos, self.key_norm),
-                "vertex_tokens": n(self.vertex_tokens), "decoder": n(self.decoder),
+                "vertex_tokens": n(self.vertex_tokens) + (n(self.aligned) if self.aligned is not None else 0),
+                "decoder": n(self.decoder, self.decoder_norm),
+                "fine_layer": n(self.fine, self.fine_norm) if self.fine is not None else 0,
                 "uv_refiner": n(self.vertex_out, self.uv_refiner)}
 
     def _device_dtype(self):
@@ -578,18 +641,66 @@ class PressureFormerBaseline(ModelMixin, ConfigMixin):
         coords = uv_grid_positions(u, dev, dt)[None, None].expand(b, n, 2, u, u)
         return torch.cat([cond, mask, coords], dim=2).flatten(0, 1), b, n
 
+    def vertex_positions(self, vertices: torch.Tensor, index=None) -> torch.Tensor:
+        """Where the vertices ``index`` (default all) lie in the input, [-1, 1] (x, y): (K, 2) UV positions
+        in ``uv`` space, (M, K, 2) crop positions in ``image`` space."""
+        if self.config.cond_space == "uv":
+            uv = self.vertex_tokens.vertex_uv
+            return uv if index is None else uv[index]
+        crop = crop_positions(vertices)
+        return crop if index is None else crop[:, index]
+
+    def sample_at_vertices(self, fmap: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
+        """Bilinear samples (M, V, C) of an input-aligned map (M, C, H, W) where each vertex lies (0 outside)."""
+        at = self.vertex_positions(vertices).to(fmap.dtype).expand(len(fmap), -1, -1)[:, :, None]  # (M, V, 1, 2)
+        # crop positions span pixel edges; UV positions are texel centres (see token_positions)
+        out = F.grid_sample(fmap, at, mode="bilinear", padding_mode="zeros", align_corners=self.config.cond_space == "uv")
+        return out[..., 0].transpose(1, 2)
+
+    def locality_bias(self, vertices: torch.Tensor, key_pos: torch.Tensor, grid: int, index=None
+                      ) -> torch.Tensor | None:
+        """Unscaled cross-attention bias -|p_q - p_k|^2 / (2 r^2) of the vertices ``index`` (default: the
+        queries): (K, G²) in ``uv`` space, (M, K, G²) in ``image`` space (the crop positions move with the
+        hand); None without locality."""
+        if self.head_locality is None:
+            return None
+        q = self.vertex_positions(vertices, self.query_index if index is None else index).to(key_pos.dtype)
+        r = 2.0 / grid  # the token spacing in [-1, 1] coordinates
+        return -torch.cdist(q, key_pos.expand(*q.shape[:-2], -1, -1)).pow(2) / (2 * r * r)
+
+    def attention_mask(self, bias: torch.Tensor | None, frames: int, dtype) -> torch.Tensor | None:
+        """The additive cross-attention mask, per head: (frames or 1, heads, K, G²) from a bias (K, G²) or (M, K, G²)."""
+        if bias is None:
+            return None
+        bias = bias if bias.ndim == 3 else bias[None]
+        return (self.head_locality[None, :, None, None] * bias[:, None]).to(dtype)
+
     def vertex_features(self, batch: dict) -> tuple[torch.Tensor, int, int]:
         """(B*N, 778, d_model) per-vertex features after the decoder, B and N."""
         dev, dt = self._device_dtype()
         x, b, n = self._inputs(batch)
-        tokens = self.feature_encoder(x)  # (M, G², d)
+        first, tokens = self.feature_encoder(x)  # (M, width, H, W), (M, G², d)
         g = int(round(math.sqrt(tokens.shape[1])))
         pos = token_positions(g, self.config.token_stride, self.config.cond_space, dev, dt)
         memory = self.key_norm(tokens + self.key_pos(fourier_features(pos, self.config.pos_freqs)))
-        tokens = self.vertex_tokens(batch["vertices"].to(dev, dt).flatten(0, 1))  # (M, V, d)
-        h = self.decoder(tokens[:, self.query_index], memory)  # (M, K, d)
+        vertices = batch["vertices"].to(dev, dt).flatten(0, 1)
+        tokens = self.vertex_tokens(vertices)  # (M, V, d)
+        if self.aligned is not None:
+            tokens = tokens + self.aligned(self.sample_at_vertices(first, vertices))
+        bias = self.locality_bias(vertices, pos, g)
+        h = tokens[:, self.query_index]  # (M, K, d)
+        mask = self.attention_mask(bias, len(h), h.dtype)
+        if mask is not None:  # MultiheadAttention takes a per-head mask as (M * heads, K, G²), frame-major
+            mask = mask.expand(len(h), -1, -1, -1).reshape(-1, *mask.shape[-2:])
+        for layer in self.decoder:
+            h = layer(h, memory, memory_mask=mask)
+        h = self.decoder_norm(h)
         if self.upsample_index is not None:  # coarse queries -> every vertex, plus its own token
             h = (h[:, self.upsample_index] * self.upsample_weight[None, :, :, None].to(h.dtype)).sum(2) + tokens
+        if self.fine is not None:
+            every = torch.arange(NUM_VERTICES, device=dev)
+            fine_mask = self.attention_mask(self.locality_bias(vertices, pos, g, every), len(h), h.dtype)
+            h = self.fine_norm(self.fine(h, memory, fine_mask))
         return h, b, n
 
     def scatter_to_uv(self, feats: torch.Tensor) -> torch.Tensor:
