@@ -182,7 +182,8 @@ def test_baseline_pipeline_ignores_sampling_arguments(recording):
 
 def test_batched_windows_equal_one_window_at_a_time(tiny_pipe, recording):
     """Several windows per model call: the same maps (each frame's noise depends on its id only)."""
-    one = _call(tiny_pipe, recording, n=10, num_inference_steps=2, seed=3, window=4, overlap=1)  # 3 windows
+    one = _call(tiny_pipe, recording, n=10, num_inference_steps=2, seed=3, window=4, overlap=1,
+                batch_size=1)  # 3 windows, one per call
     three = _call(tiny_pipe, recording, n=10, num_inference_steps=2, seed=3, window=4, overlap=1, batch_size=3)
     two = _call(tiny_pipe, recording, n=10, num_inference_steps=2, seed=3, window=4, overlap=1, batch_size=2)
     assert one.pressure_kpa.max() > 0

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
-DEFAULT_BATCH_SIZE = 1  # windows per model call; see benchmarks (egopressdiff bench, "predict_batched")
+DEFAULT_BATCH_SIZE = 4  # windows per model call; see benchmarks (egopressdiff bench, "predict_batched")
 
 
 def window_bounds(num_frames: int, window: int = 16, overlap: int = 4) -> list[tuple[int, int]]:
