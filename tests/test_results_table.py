@@ -73,3 +73,18 @@ def test_bad_file_is_one_line_exit_2(tmp_path, rt, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "x.json" in err
     assert rt.main([str(write(tmp_path, "y", {"a": 1}))]) == 2
+
+
+def test_group_seeds_mean_and_spread(tmp_path, rt, capsys):
+    files = [write(tmp_path, "egopressdiff-uv", metrics(0.60)), write(tmp_path, "egopressdiff-uv-s1", metrics(0.64)),
+             write(tmp_path, "egopressdiff-uv-8samples", metrics(0.70)),
+             write(tmp_path, "egopressdiff-uv-s1-8samples", metrics(0.72)),
+             write(tmp_path, "baseline-cls-uv", metrics(0.40)), write(tmp_path, "baseline-cls-uv-s1", metrics(0.42))]
+    assert rt.main([str(f) for f in files] + ["--group-seeds"]) == 0
+    rows = rows_of(capsys.readouterr().out)
+    assert set(rows) == {"egopressdiff-uv", "egopressdiff-uv-8samples", "baseline-cls-uv"}
+    assert rows["egopressdiff-uv"][0] == "2"  # seeds
+    assert rows["egopressdiff-uv"][2] == "0.620 ± 0.028"  # mean, sample sd of 0.60 and 0.64
+    assert rows["egopressdiff-uv"][7] == f"{0.62 / 0.41:.2f}×"  # ratio of the means
+    single = rt.group_seeds([("baseline-reg-uv", metrics(0.5))])
+    assert rt.markdown_table(single).splitlines()[2].split("|")[3].strip() == "0.500"  # one seed: no ± part
