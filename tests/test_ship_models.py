@@ -34,10 +34,10 @@ def fake_work(tmp_path, ship, version=2):
         for k in range(8):
             (d / f"p_{i:03d}_seq{k}.json").write_text(json.dumps({SYNTH_MARKER: {"generator_version": version,
                                                                                  "seed": 1}}))
-    runs = [(run, 0, []) for run, _ in ship.SHIPS.values()]
-    runs.append(("baseline-pformer-uv-s1", 1, ["train.seed=1"]))
-    runs[0] = (runs[0][0], 0, ["train.lr=1e-4"])  # a --set override the card must record
-    for run, seed, sets in runs:
+    runs = [(run, []) for run, _ in ship.SHIPS.values()]
+    runs.append(("baseline-pformer-uv-s1", ["train.seed=1"]))
+    runs[0] = (runs[0][0], ["train.lr=1e-4"])  # a --set override the card must record
+    for run, sets in runs:
         r = work / "runs" / run
         (r / "model").mkdir(parents=True)
         (r / "model" / "config.json").write_text(json.dumps({"clip_length": 16, "sample_steps": 8}))
