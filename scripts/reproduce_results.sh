@@ -85,6 +85,7 @@ run_one() {  # track, row name, checkpoint, [predict options]
   $EPD predict --checkpoint "$ckpt" --data "$W/data" --output "$W/pred/$track/$name" --split test \
     --mesh "$track" --no-progress "$@"
   $EPD evaluate --pred "$W/pred/$track/$name" --data "$W/data" --json "$W/metrics/$track/$name.json" --no-progress
+  made+=("$W/metrics/$track/$name.json")
 }
 floor_for() {  # track, run name -> the floor to use (FLOOR, or chosen on validation with FLOOR=choose)
   if [ "$FLOOR" != choose ]; then echo "$FLOOR"; return; fi
@@ -98,24 +99,26 @@ floor_for() {  # track, run name -> the floor to use (FLOOR, or chosen on valida
 }
 
 for track in $TRACKS; do
+  made=()  # this track's metrics files from this invocation: the table shows exactly these rows
   for seed in $SEEDS; do
     for name in "${names[@]}"; do
       r=$(run_name "$name" "$seed")
       case $name in
         egopressdiff-*)
           floor=$(floor_for "$track" "$r")
-          run_one "$track" "$r" "$W/runs/$r" "${steps[@]}" --floor "$floor"
+          tag=; [ "$floor" = 0 ] || tag="-floor$floor"  # rows (and folders) of another floor never mix
+          run_one "$track" "$r$tag" "$W/runs/$r" "${steps[@]}" --floor "$floor"
           if [ "$name" = egopressdiff-uv ] && [ "$SAMPLES" -gt 1 ]; then
-            run_one "$track" "$r-${SAMPLES}samples" "$W/runs/$r" "${steps[@]}" --floor "$floor" --samples "$SAMPLES"
+            run_one "$track" "$r-${SAMPLES}samples$tag" "$W/runs/$r" "${steps[@]}" --floor "$floor" --samples "$SAMPLES"
           fi ;;
         *) run_one "$track" "$r" "$W/runs/$r" ;;
       esac
     done
   done
   echo "== $track mesh (test participants) =="
-  $PY scripts/results_table.py "$W/metrics/$track"/*.json --output "$W/table-$track.md"
+  $PY scripts/results_table.py "${made[@]}" --output "$W/table-$track.md"
   if [ "$(echo $SEEDS | wc -w)" -gt 1 ]; then
     echo "== $track mesh, over the training seeds $SEEDS (mean ± sd) =="
-    $PY scripts/results_table.py "$W/metrics/$track"/*.json --group-seeds --output "$W/table-$track-seeds.md"
+    $PY scripts/results_table.py "${made[@]}" --group-seeds --output "$W/table-$track-seeds.md"
   fi
 done

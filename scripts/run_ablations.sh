@@ -54,6 +54,8 @@ else:
 EOF
 }
 
+made=$(mktemp)  # the metrics files of this invocation, one a line: the tables show exactly these rows
+trap 'rm -f "$made"' EXIT
 for seed in $SEEDS; do
   tag=; [ "$seed" = 0 ] || tag="-s$seed"
   for name in "${names[@]}"; do
@@ -82,6 +84,7 @@ for seed in $SEEDS; do
         --split test --mesh "$track" "${steps[@]}" --floor "$FLOOR" --no-progress
       $EPD evaluate --pred "$W/ablations/pred/$track/$name$tag" --data "$W/data" \
         --json "$W/ablations/metrics/$track/$name$tag.json" --no-progress
+      echo "$W/ablations/metrics/$track/$name$tag.json" >> "$made"
     done
   done
 done
@@ -90,5 +93,6 @@ group=()
 [ "$(echo $SEEDS | wc -w)" -gt 1 ] && group=(--group-seeds)
 for track in $TRACKS; do
   echo "== ablations, $track mesh (test participants) =="
-  $PY scripts/results_table.py "$W/ablations/metrics/$track"/*.json "${group[@]}" --output "$W/ablations/table-$track.md"
+  mapfile -t files < <(grep "/metrics/$track/" "$made")
+  $PY scripts/results_table.py "${files[@]}" "${group[@]}" --output "$W/ablations/table-$track.md"
 done
