@@ -1,57 +1,124 @@
 #!/usr/bin/env bash
-# Reproduce the README's results table on the synthetic benchmark (CPU, or a GPU with CONFIGS=configs/benchmark-gpu; see README "Results").
+# Reproduce the README's results tables on the synthetic benchmark, on both mesh tracks (see README "Results").
 #   bash scripts/reproduce_results.sh [WORKDIR]        (default ./bench-work)
-# Steps: synth the benchmark -> train the three shipped models -> choose EgoPressDiff's output
-# floor on the VALIDATION participant -> predict the test participants -> evaluate -> table.
-# Env: STEPS (EgoPressDiff sampling steps, default 4: the shipped default, chosen on validation), FLOOR (skip the validation choice),
-# SAMPLES (the extra row with the mean of SAMPLES samples, default 8; 1 skips it),
-# CONFIGS (training configs, default configs/benchmark = the 2-core CPU budget; configs/benchmark-gpu is the
-# larger budget the shipped models were trained with on a GPU), IMAGE (1, the default: also train and
-# evaluate the paper-faithful image-space variants: $CONFIGS/egopressdiff-image.yaml and baseline-*-image.yaml; 0 skips them).
-# Ship the result with: python scripts/ship_models.py WORKDIR "$(cat WORKDIR/floor.txt)" 4
+# Steps: synth the benchmark -> train EgoPressDiff (UV, image space) and the three per-frame baselines
+# (classification, regression, PressureFormer style), once per training seed -> predict the test participants
+# with the annotated mesh (the paper's protocol) and with the estimated mesh (deployment) -> evaluate ->
+# one table per track (WORKDIR/table-annotated.md, WORKDIR/table-estimated.md; with several SEEDS also
+# WORKDIR/table-TRACK-seeds.md: mean ± sd over the seeds).
+# Env:
+#   CONFIGS    training configs (default configs/benchmark, the 2-core CPU budget; configs/benchmark-gpu: the GPU budget)
+#   SEEDS      training seeds (default "0"); seed N > 0 trains into runs/NAME-sN with --set train.seed=N
+#   MAX_STEPS  optimizer steps instead of the configs' budget (quick looks only; a trained run with another
+#              budget is refused rather than reused: use another WORKDIR)
+#   IMAGE      1 (default): also the paper-faithful image-space EgoPressDiff ($CONFIGS/egopressdiff-image.yaml);
+#              0 skips it. IMAGE_BASELINES=1 adds the image-space per-frame baselines (baseline-{cls,reg}-image).
+#   TRACKS     mesh tracks to predict (default "annotated estimated")
+#   STEPS      EgoPressDiff sampling steps (default: the model's sample_steps)
+#   FLOOR      EgoPressDiff's output floor in kPa (default 0: the raw samples); FLOOR=choose picks it per run and
+#              track on the VALIDATION participant (scripts/choose_floor.py; never the test set)
+#   SAMPLES    the extra EgoPressDiff (UV) row with the mean of SAMPLES samples and its uncertainty
+#              (default 8; 1 skips it)
+# Trained runs in WORKDIR/runs are reused; an interrupted training resumes from its last checkpoint.
+# Ship the result with: python scripts/ship_models.py WORKDIR
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-bench-work}
 EPD=${EPD:-.venv/bin/egopressdiff}
 PY=${PY:-.venv/bin/python}
-STEPS=${STEPS:-4}
-SAMPLES=${SAMPLES:-8}
 CONFIGS=${CONFIGS:-configs/benchmark}
+SEEDS=${SEEDS:-0}
+IMAGE=${IMAGE:-1}
+IMAGE_BASELINES=${IMAGE_BASELINES:-0}
+TRACKS=${TRACKS:-annotated estimated}
+SAMPLES=${SAMPLES:-8}
+FLOOR=${FLOOR:-0}
+steps=()
+[ -n "${STEPS:-}" ] && steps=(--steps "$STEPS")
+budget=()
+[ -n "${MAX_STEPS:-}" ] && budget=(--max-steps "$MAX_STEPS")
 mkdir -p "$W/runs" "$W/pred" "$W/metrics"
 [ -d "$W/data" ] || $EPD synth "$W/data" --participants 8 --sequences 8 --frames 64 --seed 1 --workers 2
-IMAGE=${IMAGE:-1}
-names=(egopressdiff-uv baseline-cls-uv baseline-reg-uv)
-[ "$IMAGE" = 1 ] && names+=(egopressdiff-image baseline-cls-image baseline-reg-image)
-for name in "${names[@]}"; do
-  if [ ! -f "$W/runs/$name/model/config.json" ]; then
-    if [ -d "$W/runs/$name/checkpoints" ]; then resume=--resume; else resume=; fi
-    OMP_NUM_THREADS=1 $EPD train --config "$CONFIGS/$name.yaml" --data "$W/data" --output "$W/runs/$name" $resume
+
+names=(egopressdiff-uv baseline-cls-uv baseline-reg-uv baseline-pformer-uv)
+[ "$IMAGE" = 1 ] && names+=(egopressdiff-image)
+[ "$IMAGE_BASELINES" = 1 ] && names+=(baseline-cls-image baseline-reg-image)
+run_name() { if [ "$2" = 0 ]; then echo "$1"; else echo "$1-s$2"; fi; }  # config name, seed
+
+# what to do with a run folder: "done" (trained to the budget asked for now), "resume" (checkpoints, or stopped
+# early), "new"; a run finished with another budget is refused rather than reused
+run_state() {  # run folder, config file
+  $PY - "$1" "$2" "${MAX_STEPS:-}" <<'EOF'
+import json, sys
+from pathlib import Path
+from egopressdiff.config import load_run_config
+run, cfg, max_steps = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+want = int(max_steps) if max_steps else load_run_config(cfg)["train"]["max_steps"]
+summary = run / "train_summary.json"
+if (run / "model" / "config.json").is_file() and summary.is_file():
+    s = json.loads(summary.read_text())
+    if s["max_steps"] != want:
+        print(f"{run} was trained for {s['max_steps']} steps, {want} asked for: use another WORKDIR or delete it",
+              file=sys.stderr)
+        sys.exit(2)
+    print("done" if s["steps"] >= want else "resume")
+else:
+    print("resume" if (run / "checkpoints").is_dir() else "new")
+EOF
+}
+
+for seed in $SEEDS; do
+  for name in "${names[@]}"; do
+    run="$W/runs/$(run_name "$name" "$seed")"
+    state=$(run_state "$run" "$CONFIGS/$name.yaml")
+    [ "$state" = done ] && continue
+    resume=()
+    [ "$state" = resume ] && resume=(--resume)
+    OMP_NUM_THREADS=1 $EPD train --config "$CONFIGS/$name.yaml" --data "$W/data" --output "$run" \
+      --set train.seed="$seed" "${budget[@]}" --no-progress "${resume[@]}"
+  done
+done
+
+run_one() {  # track, row name, checkpoint, [predict options]
+  local track=$1 name=$2 ckpt=$3; shift 3
+  mkdir -p "$W/pred/$track" "$W/metrics/$track"
+  $EPD predict --checkpoint "$ckpt" --data "$W/data" --output "$W/pred/$track/$name" --split test \
+    --mesh "$track" --no-progress "$@"
+  $EPD evaluate --pred "$W/pred/$track/$name" --data "$W/data" --json "$W/metrics/$track/$name.json" --no-progress
+  made+=("$W/metrics/$track/$name.json")
+}
+floor_for() {  # track, run name -> the floor to use (FLOOR, or chosen on validation with FLOOR=choose)
+  if [ "$FLOOR" != choose ]; then echo "$FLOOR"; return; fi
+  local f="$W/floor-$2-$1.txt"
+  if [ ! -f "$f" ]; then
+    $EPD predict --checkpoint "$W/runs/$2" --data "$W/data" --output "$W/pred/$1-val/$2" --split val \
+      --mesh "$1" --floor 0 --no-progress "${steps[@]}" >&2
+    $PY scripts/choose_floor.py "$W/pred/$1-val/$2" "$W/data" --best-to "$f" >&2
+  fi
+  cat "$f"
+}
+
+for track in $TRACKS; do
+  made=()  # this track's metrics files from this invocation: the table shows exactly these rows
+  for seed in $SEEDS; do
+    for name in "${names[@]}"; do
+      r=$(run_name "$name" "$seed")
+      case $name in
+        egopressdiff-*)
+          floor=$(floor_for "$track" "$r")
+          tag=; [ "$floor" = 0 ] || tag="-floor$floor"  # rows (and folders) of another floor never mix
+          run_one "$track" "$r$tag" "$W/runs/$r" "${steps[@]}" --floor "$floor"
+          if [ "$name" = egopressdiff-uv ] && [ "$SAMPLES" -gt 1 ]; then
+            run_one "$track" "$r-${SAMPLES}samples$tag" "$W/runs/$r" "${steps[@]}" --floor "$floor" --samples "$SAMPLES"
+          fi ;;
+        *) run_one "$track" "$r" "$W/runs/$r" ;;
+      esac
+    done
+  done
+  echo "== $track mesh (test participants) =="
+  $PY scripts/results_table.py "${made[@]}" --output "$W/table-$track.md"
+  if [ "$(echo $SEEDS | wc -w)" -gt 1 ]; then
+    echo "== $track mesh, over the training seeds $SEEDS (mean ± sd) =="
+    $PY scripts/results_table.py "${made[@]}" --group-seeds --output "$W/table-$track-seeds.md"
   fi
 done
-# EgoPressDiff's output floor: the best validation Volumetric IoU over a few floors (never the test set)
-choose_floor() {  # run name, file for the chosen floor
-  $EPD predict --checkpoint "$W/runs/$1" --data "$W/data" --output "$W/pred/$1-val" --split val --steps "$STEPS" --floor 0
-  $PY scripts/choose_floor.py "$W/pred/$1-val" "$W/data" --best-to "$2"
-}
-if [ -z "${FLOOR:-}" ]; then
-  choose_floor egopressdiff-uv "$W/floor.txt"
-  FLOOR=$(cat "$W/floor.txt")
-fi
-run_one() {  # name checkpoint [predict options]
-  local name=$1 ckpt=$2; shift 2
-  $EPD predict --checkpoint "$ckpt" --data "$W/data" --output "$W/pred/$name" --split test "$@"
-  $EPD evaluate --pred "$W/pred/$name" --data "$W/data" --json "$W/metrics/$name.json"
-}
-run_one egopressdiff-uv "$W/runs/egopressdiff-uv" --steps "$STEPS" --floor "$FLOOR"
-run_one egopressdiff-uv-nofloor "$W/runs/egopressdiff-uv" --steps "$STEPS" --floor 0
-[ "$SAMPLES" -gt 1 ] && run_one "egopressdiff-uv-${SAMPLES}samples" "$W/runs/egopressdiff-uv" --steps "$STEPS" \
-  --floor "$FLOOR" --samples "$SAMPLES"
-run_one baseline-cls-uv "$W/runs/baseline-cls-uv"
-run_one baseline-reg-uv "$W/runs/baseline-reg-uv"
-if [ "$IMAGE" = 1 ]; then  # its own floor, chosen on validation the same way
-  choose_floor egopressdiff-image "$W/floor-image.txt"
-  run_one egopressdiff-image "$W/runs/egopressdiff-image" --steps "$STEPS" --floor "$(cat "$W/floor-image.txt")"
-  run_one baseline-cls-image "$W/runs/baseline-cls-image"
-  run_one baseline-reg-image "$W/runs/baseline-reg-image"
-fi
-$PY scripts/results_table.py "$W"/metrics/*.json

@@ -71,11 +71,18 @@ def test_demo_end_to_end(tmp_path):
     res = run_demo(out, participants=1, sequences=2, frames=20, steps=2, render_sequences=1, progress=False,
                    log=lambda *a: None)
     html = (out / "index.html").read_text()
-    assert "EgoPressDiff" in html and "Per-frame classification" in html
+    assert "EgoPressDiff" in html and "Per-frame classification" in html and "PressureFormer-style" in html
+    assert "never seen in training" in html and "monocular hand-mesh estimator" in html  # the notes say what it is
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"EgoPressDiff (ours)", "Per-frame classification", "Per-frame regression"}
+    assert set(metrics) == {"EgoPressDiff (ours)", "Per-frame classification", "Per-frame regression",
+                            "PressureFormer-style", "EgoPressDiff (ours), estimated mesh"}
     for m in metrics.values():
         assert 0.0 <= m["volumetric_iou"] <= 1.0 and m["mae_kpa"] >= 0.0
+    # the estimated-mesh row really was predicted from the estimated mesh, the others from the annotation
+    info = {d.name: json.loads((d / "predict_info.json").read_text()) for d in (out / "predictions").iterdir()}
+    assert info["synthetic-egopressdiff-estimated-mesh"]["mesh"] == "estimated"
+    assert {i["mesh"] for n, i in info.items() if n != "synthetic-egopressdiff-estimated-mesh"} == {"annotated"}
+    assert len(info) == 5
     assert res["timings"]["total_s"] > 0
     assert any(out.joinpath("render").rglob("*.png"))
 

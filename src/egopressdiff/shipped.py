@@ -15,7 +15,8 @@ from egopressdiff.errors import CheckpointError
 
 ASSET_DIR = Path(__file__).resolve().parent / "assets" / "models"
 
-SHIPPED_MODEL_NAMES = ("synthetic-egopressdiff", "synthetic-baseline-cls", "synthetic-baseline-reg")
+SHIPPED_MODEL_NAMES = ("synthetic-egopressdiff", "synthetic-baseline-cls", "synthetic-baseline-reg",
+                       "synthetic-baseline-pressureformer")
 
 
 def shipped_models() -> dict[str, Path]:

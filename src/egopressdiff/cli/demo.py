@@ -1,9 +1,11 @@
 HELP = """Run the whole pipeline on built-in synthetic data with the shipped models.
 
 Generates a small fresh synthetic test set (a seed never used in training),
-predicts it with the shipped EgoPressDiff and both per-frame baselines,
-evaluates them, renders pictures and videos, and writes OUTPUT/index.html with
-the comparison table. No download, no GPU needed."""
+predicts it with every shipped model (EgoPressDiff, the per-frame classification,
+regression and PressureFormer-style baselines) given the annotated hand mesh, and
+with EgoPressDiff given the estimated mesh (what a monocular hand-mesh estimator
+gives), evaluates them, renders pictures and videos, and writes OUTPUT/index.html
+with the comparison table. No download, no GPU needed."""
 
 
 def add_arguments(p):

@@ -7,6 +7,13 @@ per-frame IoUs). Also the per-frame total-force error in newtons (from the UV
 texel areas) and the false-contact rate on no-contact (hover) sequences.
 Reported overall, per sequence and per gesture family; --json writes them.
 
+Predictions made with `predict --samples N` (N > 1) carry their spread
+(pressure_std_kpa); then the overall result also says how well it predicts the error,
+over the UV-mask texels, on contact frames (ground truth > 1 kPa somewhere) and on
+hover / no-contact frames apart: the share of texels whose |pred - gt| lies within
+2 std (std_coverage_2sd_contact / _hover) and the Pearson correlation of std and
+|pred - gt| (std_error_corr_contact / _hover; null when undefined, e.g. a constant std).
+
 A ground-truth frame without a prediction (or a misshapen prediction) is an error, and so
 is a sequence without ground truth (no pressure.parquet: a recording without the pad)."""
 

@@ -28,6 +28,10 @@ Empty cases (documented conventions, so the JSON never holds NaN):
 * Volumetric IoU when both maps are zero everywhere (Σmax = 0): **1.0**, same reason.
 * A metric with nothing to measure (no frames; no area maps for the force
   error; no hover frames for the false-contact rate) is ``None`` (JSON null).
+
+When the predictions carry their spread (``std`` in the items: ``pressure_std_kpa``
+of ``predict --samples N``), :func:`evaluate_predictions` also reports how well it
+predicts the error (:mod:`egopressdiff.evaluation.uncertainty`).
 """
 
 from __future__ import annotations
@@ -180,9 +184,9 @@ def compute_metrics(pred, gt, mask, area=None, hover: bool = False,
 def _chunks_of(item: Mapping):
     if "chunks" in item:
         for ch in item["chunks"]:
-            yield ch["pred"], ch["gt"], ch.get("area")
+            yield ch["pred"], ch["gt"], ch.get("area"), ch.get("std")
     else:
-        yield item["pred"], item["gt"], item.get("area")
+        yield item["pred"], item["gt"], item.get("area"), item.get("std")
 
 
 def evaluate_predictions(items: Iterable[Mapping], contact_threshold: float = CONTACT_THRESHOLD_KPA,
@@ -198,8 +202,18 @@ def evaluate_predictions(items: Iterable[Mapping], contact_threshold: float = CO
     The gesture family comes from the sequence name
     (:func:`egopressdiff.data.layout.gesture_family`); sequences of the ``hover``
     family feed the false-contact rate.
+
+    Items (or chunks) may also hold ``std`` (T, H, W) kPa, the predictions' spread; then
+    the overall result adds the uncertainty metrics of
+    :class:`~egopressdiff.evaluation.uncertainty.UncertaintyAccumulator`. Either every
+    chunk has one or none does (a folder mixing both is an error naming the sequence).
     """
+    from egopressdiff.errors import DataError
+    from egopressdiff.evaluation.uncertainty import UncertaintyAccumulator
+
     overall = MetricAccumulator(contact_threshold)
+    spread = UncertaintyAccumulator(contact_threshold)
+    has_std = None  # unknown until the first chunk
     per_gesture: dict[str, MetricAccumulator] = {}
     per_sequence: dict[str, dict] = {}
     it = items
@@ -212,14 +226,23 @@ def evaluate_predictions(items: Iterable[Mapping], contact_threshold: float = CO
         family = gesture_family(sequence)
         hover = family == HOVER_FAMILY
         acc = MetricAccumulator(contact_threshold)
-        for pred, gt, area in _chunks_of(item):
+        for pred, gt, area, std in _chunks_of(item):
             acc.update(pred, gt, item["mask"], area=area, hover=hover)
+            if has_std is None:
+                has_std = std is not None
+            elif has_std != (std is not None):
+                raise DataError("some predictions carry pressure_std_kpa and some do not; predict them all with "
+                                "the same --samples", sequence=f"{participant}/{sequence}")
+            if std is not None:
+                spread.update(pred, std, gt, item["mask"])
         key = f"{participant}/{sequence}" if participant else sequence
         per_sequence[key] = {"participant": participant, "sequence": sequence, "gesture_family": family,
                              **acc.result()}
         overall.merge(acc)
         per_gesture.setdefault(family, MetricAccumulator(contact_threshold)).merge(acc)
     res = overall.result()
+    if has_std:
+        res.update(spread.result())
     res["contact_threshold_kpa"] = contact_threshold
     res["per_sequence"] = per_sequence
     res["per_gesture"] = {fam: per_gesture[fam].result() for fam in sorted(per_gesture)}
@@ -255,6 +278,11 @@ def format_metrics_table(results: dict, per_sequence: bool = False, per_gesture:
         for fam, r in results.get("per_gesture", {}).items():
             rows.append([f"  {fam}", *(_fmt(r.get(k), k) for k in METRIC_KEYS)])
     text = _table(header, rows)
+    from egopressdiff.evaluation.uncertainty import format_uncertainty
+
+    spread = format_uncertainty(results)
+    if spread:
+        text += "\n" + spread
     if per_sequence and results.get("per_sequence"):
         srows = [[name, *(_fmt(r.get(k), k) for k in METRIC_KEYS)]
                  for name, r in results["per_sequence"].items()]

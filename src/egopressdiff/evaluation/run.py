@@ -90,7 +90,9 @@ def _items(pred_root, reader, pairs):
                 gt = np.stack([reader.load_pressure(_p, _s, int(f)) for f in fr])
                 verts = np.stack([reader.load_annotation(_p, _s, int(f)).vertices for f in fr])
                 area = _atlas.texel_area(verts, 224)
-                yield {"pred": np.asarray(_pred.pressure_kpa[_rows[start:start + CHUNK]]), "gt": gt, "area": area}
+                rows = _rows[start:start + CHUNK]
+                std = None if _pred.pressure_std_kpa is None else np.asarray(_pred.pressure_std_kpa[rows])
+                yield {"pred": np.asarray(_pred.pressure_kpa[rows]), "gt": gt, "area": area, "std": std}
 
         yield {"participant": participant, "sequence": sequence, "mask": mask, "chunks": chunks()}
 
