@@ -9,6 +9,7 @@ import torch
 from egopressdiff.diffusion.target_stats import edm_constants, latent_stats, measure_target_stats
 from egopressdiff.models import EgoPressDiff, EgoPressDiffConfig
 from egopressdiff.models.codecs import PixelUnshuffleCodec, PressureTargets, VAECodec, normalize_pressure
+from egopressdiff.models.config import TINY_EDM
 
 
 def _contact_maps(m=3, size=56, seed=0):
@@ -74,13 +75,16 @@ def test_presets_are_zero_centred_and_saved_configs_without_the_key_are_legacy(t
         EgoPressDiffConfig.from_dict({"target_transform": "minus_two"})
 
 
-def test_the_shipped_model_loads_with_the_legacy_transform_and_svd_constants():
+def test_the_shipped_model_uses_the_new_transform_constants_and_no_floor():
+    """The re-shipped EgoPressDiff (generator-version-2 data) is zero-centred, per-vertex, with the
+    measured EDM constants and no output floor above the field's 1 kPa contact threshold."""
     from egopressdiff.shipped import resolve_checkpoint
     from egopressdiff.training.registry import load_model
 
     model = load_model(resolve_checkpoint("synthetic-egopressdiff"))
-    assert model.config.target_transform == "legacy_minus1" and model.config.vertex_tokens == "pooled"
-    assert model.config.edm["sigma_data"] == 1.0 and model.config.edm["sigma_max"] == 80.0
+    assert model.config.target_transform == "zero_centered" and model.config.vertex_tokens == "per_vertex"
+    assert model.config.edm["sigma_data"] == TINY_EDM["sigma_data"] and model.config.edm["p_mean"] == TINY_EDM["p_mean"]
+    assert model.config.output_floor_kpa <= 1.0
 
 
 def test_sigma_data_is_the_rms_of_the_target_latents():
