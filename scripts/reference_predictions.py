@@ -52,8 +52,14 @@ def main(names: list[str]) -> int:
             opts = PredictOptions(steps=None, samples=1, window=window, overlap=overlap, seed=0, progress=False)
             predict_dataset(model, REF / "data", tmp, split="all", options=opts)
             z = np.load(Path(tmp) / SEQUENCE[0] / f"{SEQUENCE[1]}.npz")
-            np.savez_compressed(REF / f"{name}.npz", frame=z["frame"], pressure_kpa=z["pressure_kpa"])
-            peak = float(z["pressure_kpa"].max())
+            frames, pressure = z["frame"], z["pressure_kpa"]
+            peak = float(pressure.max())
+        if peak <= 1.0:  # a reference without contact would hold a refactor to nothing: leave it out
+            manifest.pop(name, None)
+            (REF / f"{name}.npz").unlink(missing_ok=True)
+            print(f"{name}: max {peak:.2f} kPa, no contact on the reference sequence -> not used as a reference")
+            continue
+        np.savez_compressed(REF / f"{name}.npz", frame=frames, pressure_kpa=pressure)
         manifest[name] = {"weights_sha256": weights_sha256(folder), "sequence": SEQUENCE[1], "settings": settings}
         print(f"{name}: max {peak:.2f} kPa -> {REF / (name + '.npz')}")
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")

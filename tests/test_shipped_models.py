@@ -123,6 +123,6 @@ def test_predict_refuses_to_mix_settings_in_one_folder(tmp_path, fresh_sequence)
     assert main(base + ["--steps", "2"]) == 0
     assert main(base + ["--steps", "2"]) == 0  # same settings: finished sequences are skipped
     assert main(base + ["--steps", "3"]) == 2
-    assert main(base + ["--steps", "2", "--floor", "0"]) == 2
+    assert main(base + ["--steps", "2", "--floor", "1"]) == 2  # the shipped floor is 0: another floor mixes
     assert main(base + ["--steps", "3", "--overwrite"]) == 0
     assert json.loads((out / "predict_info.json").read_text())["steps"] == 3
