@@ -48,23 +48,7 @@ run_name() { if [ "$2" = 0 ]; then echo "$1"; else echo "$1-s$2"; fi; }  # confi
 # what to do with a run folder: "done" (trained to the budget asked for now), "resume" (checkpoints, or stopped
 # early), "new"; a run finished with another budget is refused rather than reused
 run_state() {  # run folder, config file
-  $PY - "$1" "$2" "${MAX_STEPS:-}" <<'EOF'
-import json, sys
-from pathlib import Path
-from egopressdiff.config import load_run_config
-run, cfg, max_steps = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-want = int(max_steps) if max_steps else load_run_config(cfg)["train"]["max_steps"]
-summary = run / "train_summary.json"
-if (run / "model" / "config.json").is_file() and summary.is_file():
-    s = json.loads(summary.read_text())
-    if s["max_steps"] != want:
-        print(f"{run} was trained for {s['max_steps']} steps, {want} asked for: use another WORKDIR or delete it",
-              file=sys.stderr)
-        sys.exit(2)
-    print("done" if s["steps"] >= want else "resume")
-else:
-    print("resume" if (run / "checkpoints").is_dir() else "new")
-EOF
+  $PY scripts/run_state.py "$1" "$2" "${MAX_STEPS:-}"
 }
 
 for seed in $SEEDS; do
