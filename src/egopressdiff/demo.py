@@ -77,6 +77,7 @@ def run_demo(output, participants: int = 1, sequences: int = 4, frames: int = 40
     pairs = select_sequences(reader, split="all")
     results, preds = {}, {}
     models = {}
+    inputs = {}  # model inputs built once for all models that need the same ones (input_cache)
     for i, (label, name, mesh) in enumerate(methods, 1):
         t = time.perf_counter()
         log(f"[2/4] predicting with {name}, {mesh} mesh ({i}/{len(methods)})")
@@ -86,7 +87,7 @@ def run_demo(output, participants: int = 1, sequences: int = 4, frames: int = 40
         pred_dir = out / "predictions" / folder
         predict_dataset(models[name], data, pred_dir, pairs=pairs,
                         options=PredictOptions(steps=steps, samples=samples, mesh=mesh, overwrite=True,
-                                               progress=progress))
+                                               progress=progress), input_cache=inputs)
         timings[f"predict_{folder}_s"] = time.perf_counter() - t
         results[label] = evaluate_folder(pred_dir, data, progress=False)
         preds[label] = (folder, pred_dir)
@@ -100,10 +101,11 @@ def run_demo(output, participants: int = 1, sequences: int = 4, frames: int = 40
 
     items = []
     chosen = _pick_render_sequences(reader, pairs, render_sequences)
+    crops = {}  # every method's video shows the same RGB crops: cut them once
     for label, (name, pred_dir) in preds.items():
         for p, s in chosen:
             pred = read_prediction(prediction_path(pred_dir, p, s))
-            items.append(render_sequence(reader, pred, p, s, out / "render" / name, method=label))
+            items.append(render_sequence(reader, pred, p, s, out / "render" / name, method=label, crop_cache=crops))
     timings["render_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     notes = NOTES.format(seed=seed, models=", ".join(dict.fromkeys(n for _, n, _ in methods)),

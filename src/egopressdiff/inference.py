@@ -58,8 +58,19 @@ def _to_batch(item: dict):
     return out
 
 
+def _copy_batch(batch: dict) -> dict:
+    """A copy of a cached batch: a pipeline may work in place on its inputs, the next model must not see it."""
+    return {k: v.clone() if hasattr(v, "clone") else list(v) for k, v in batch.items()}
+
+
 def predict_dataset(model, data_root, output, pairs=None, split="test", options: PredictOptions | None = None,
-                    dataset_kwargs: dict | None = None) -> PredictReport:
+                    dataset_kwargs: dict | None = None, input_cache: dict | None = None) -> PredictReport:
+    """Predict every sequence of ``pairs`` (default: the ``split``) into ``output``, one ``.npz`` each.
+
+    ``input_cache``: a dict shared by several calls on the same data (the demo's models): windows
+    whose model inputs were built before (same sequence, frames, mesh and input sizes) are reused
+    instead of read and built again. Memory grows with every window kept: for small datasets.
+    """
     import torch
     from tqdm.auto import tqdm
 
@@ -121,7 +132,13 @@ def predict_dataset(model, data_root, output, pairs=None, split="test", options:
             raise DataError("sequence has no annotated frames to predict", sequence=sequence)
 
         def load_window(start, stop, _p=participant, _s=sequence, _f=frames):
-            return _to_batch(dataset.load_frames(_p, _s, list(_f[start:stop])))
+            if input_cache is None:
+                return _to_batch(dataset.load_frames(_p, _s, list(_f[start:stop])))
+            key = (str(data_root), _p, _s, tuple(int(f) for f in _f[start:stop]), options.mesh,
+                   dataset.crop_size, dataset.uv_size, dataset.uv_conditioning, dataset.uv_cond_size)
+            if key not in input_cache:
+                input_cache[key] = _to_batch(dataset.load_frames(_p, _s, list(_f[start:stop])))
+            return _copy_batch(input_cache[key])
 
         with PredictionWriter(out, participant, sequence, frames, with_std=options.samples > 1) as writer:
             with torch.no_grad():

@@ -259,6 +259,26 @@ def depth_rays(calib: DepthCalibration, width: int, height: int) -> np.ndarray:
     return rays
 
 
+_COLOUR_RAY_CACHE: dict = {}
+
+
+def _colour_frame_rays(calib: DepthCalibration, width: int, height: int):
+    """The depth pixels' rays turned into the colour frame (R @ ray), flat x, y, z; cached per model.
+
+    A depth pixel's colour-frame point is then ``ray_c * z + t``: per frame only a multiply-add per
+    measured pixel instead of a (n, 3) matmul (registration runs once per frame and model input).
+    """
+    key = (calib.norm, calib.dist, calib.R.tobytes(), np.asarray(calib.t).tobytes(), width, height)
+    rays = _COLOUR_RAY_CACHE.get(key)
+    if rays is None:
+        rc = depth_rays(calib, width, height).reshape(-1, 3) @ np.asarray(calib.R, np.float64).T
+        rays = tuple(np.ascontiguousarray(rc[:, k]) for k in range(3))
+        if len(_COLOUR_RAY_CACHE) > 8:
+            _COLOUR_RAY_CACHE.clear()
+        _COLOUR_RAY_CACHE[key] = rays
+    return rays
+
+
 def register_depth_to_color(depth_mm: np.ndarray, k4a, color_intrinsics, color_size: tuple[int, int] | None = None,
                             splat: int = 1) -> np.ndarray:
     """Register a raw sensor-frame depth map to the colour camera.
@@ -282,16 +302,16 @@ def register_depth_to_color(depth_mm: np.ndarray, k4a, color_intrinsics, color_s
         ci = ci.scaled(W, H)
     depth = np.asarray(depth_mm)
     h, w = depth.shape
-    rays = depth_rays(calib, w, h)
-    valid = (depth > 0) & np.isfinite(rays[..., 0])
-    z_d = depth[valid].astype(np.float64) / 1000.0
-    pts = rays[valid] * z_d[:, None]  # depth-camera frame, metres
-    pts = pts @ calib.R.T + calib.t  # colour-camera frame
-    z = pts[:, 2]
+    ax, ay, az = _colour_frame_rays(calib, w, h)
+    flat = depth.reshape(-1)
+    idx = np.flatnonzero(flat)  # measured pixels; unrecoverable rays are NaN and fail every test below
+    z_d = flat[idx] * 1e-3  # metres along the depth camera's axis
+    t = calib.t
+    z = az[idx] * z_d + t[2]  # colour-camera frame
     front = z > 1e-4
-    pts, z = pts[front], z[front]
-    u = np.rint(ci.fx * pts[:, 0] / z + ci.cx).astype(np.int64)
-    v = np.rint(ci.fy * pts[:, 1] / z + ci.cy).astype(np.int64)
+    idx, z_d, z = idx[front], z_d[front], z[front]
+    u = np.rint(ci.fx * (ax[idx] * z_d + t[0]) / z + ci.cx).astype(np.int64)
+    v = np.rint(ci.fy * (ay[idx] * z_d + t[1]) / z + ci.cy).astype(np.int64)
     # z-buffer (nearest sample wins) on the output grid grown by the splat radius, then the
     # splat as a (2 splat + 1)^2 minimum filter: the same minimum as writing every sample to all
     # its neighbours, with one scatter instead of (2 splat + 1)^2

@@ -18,7 +18,12 @@ CROP_SIZE = 160  # display crop; independent of the model's input size
 
 
 def render_sequence(reader, pred, participant: str, sequence: str, out_dir: Path, fps: float = 10,
-                    max_frames: int | None = None, method: str | None = None) -> dict:
+                    max_frames: int | None = None, method: str | None = None, crop_cache: dict | None = None) -> dict:
+    """One sequence's video and 3D-hand picture into ``out_dir/participant``; returns the report item.
+
+    ``crop_cache``: a dict shared by the renders of several methods on the same data (the demo):
+    the display crops of a sequence are cut once and reused (the render's slowest input).
+    """
     from egopressdiff.data.clips import build_inputs
     from egopressdiff.evaluation.predictions import check_prediction_complete
     from egopressdiff.evaluation.render import (
@@ -47,7 +52,12 @@ def render_sequence(reader, pred, participant: str, sequence: str, out_dir: Path
     def panels():
         for start in range(0, len(frames), 16):  # stream crops in chunks: flat memory
             fr = frames[start:start + 16]
-            rgb = build_inputs(reader, participant, sequence, fr, crop_size=CROP_SIZE)["rgb"].numpy()
+            key = (str(reader.root), participant, sequence, tuple(int(f) for f in fr))
+            rgb = None if crop_cache is None else crop_cache.get(key)
+            if rgb is None:
+                rgb = build_inputs(reader, participant, sequence, fr, crop_size=CROP_SIZE)["rgb"].numpy()
+                if crop_cache is not None:
+                    crop_cache[key] = rgb
             for k, f in enumerate(fr):
                 i = start + k
                 yield compose_frame(rgb[k], pr[i], gt[i], vmax=vmax, mask=mask,
