@@ -291,3 +291,53 @@ def test_training_profile_and_optimizer_variants(one_thread):
     assert all(_positive(op[k]) for k in ("for_loop", "foreach", "fused")), op
     assert all(p.grad is None for p in model.trainable_parameters())
     assert max((a - p).abs().max().item() for a, p in zip(before, model.trainable_parameters())) < 1e-6
+
+
+def test_temporal_errors_tool_splits_the_disagreeing_frames(synth_root, tmp_path):
+    """benchmarks/temporal_errors.py: the ground truth itself has no error; one frame dropped from a
+    press is one missed frame at its true peak, one frame lit just before a touch is false contact
+    beside the touch, one lit on a hover is other false contact."""
+    import importlib.util
+    from pathlib import Path
+
+    import numpy as np
+
+    from egopressdiff.data.layout import gesture_family
+    from egopressdiff.data.reader import EgoPressureReader
+    from egopressdiff.evaluation.predictions import write_prediction
+
+    spec = importlib.util.spec_from_file_location(
+        "temporal_errors", Path(__file__).resolve().parents[1] / "benchmarks" / "temporal_errors.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    reader = EgoPressureReader(synth_root)
+    truth, edited = tmp_path / "truth", tmp_path / "edited"
+    total = 0
+    missed_peak = lit_before = lit_hover = None
+    for p in reader.participants():
+        for s in reader.sequences(p):
+            frames = reader.predictable_frames(p, s)
+            mask = reader.atlas(p, s).mask(224) > 0
+            gt = np.stack([reader.load_pressure(p, s, int(f)) for f in frames]).astype(np.float32)
+            total += len(frames)
+            write_prediction(truth, p, s, frames, gt)
+            on = (gt[:, mask] > 1.0).any(axis=1)
+            maps = gt.copy()
+            if gesture_family(s) == "hover" and lit_hover is None:
+                maps[0][mask] = 5.0
+                lit_hover = True
+            elif on.any() and not on[0] and missed_peak is None:
+                first = int(np.argmax(on))
+                missed_peak = float(gt[first][mask].max())
+                maps[first] = 0.0                                   # the touch's first frame dropped
+                maps[first - 1][mask] = np.where(maps[first - 1][mask] > 0, maps[first - 1][mask], 5.0)
+                lit_before = True                                  # the frame before it lit
+            write_prediction(edited, p, s, frames, maps)
+    assert missed_peak is not None and lit_hover and lit_before
+    ok = mod.temporal_errors(synth_root, truth)
+    assert ok["frames"] == total and ok["temporal_accuracy"] == 1.0
+    assert ok["false_contact_beside_touch"] == ok["false_contact_other"] == ok["missed_contact"] == 0
+    r = mod.temporal_errors(synth_root, edited)
+    assert (r["false_contact_beside_touch"], r["false_contact_other"], r["missed_contact"]) == (1, 1, 1)
+    assert abs(r["missed_contact_median_gt_max_kpa"] - missed_peak) < 1e-4
+    assert abs(r["temporal_accuracy"] - (total - 3) / total) < 1e-9
