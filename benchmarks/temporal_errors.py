@@ -30,22 +30,21 @@ def temporal_errors(data, pred_root, near: int = 2) -> dict:
     """The counts above for one prediction folder (every sequence it holds, all its frames)."""
     from egopressdiff.data.reader import EgoPressureReader
     from egopressdiff.evaluation.metrics import CONTACT_THRESHOLD_KPA
-    from egopressdiff.evaluation.predictions import check_prediction_complete, prediction_path, read_prediction
-    from egopressdiff.evaluation.run import sequences_to_evaluate
+    from egopressdiff.evaluation.run import _items, check_evaluable, sequences_to_evaluate
 
     reader = EgoPressureReader(data)
+    pairs = sequences_to_evaluate(pred_root, reader)
+    check_evaluable(pred_root, reader, pairs)
     frames = agree = beside = other = 0
     missed_max = []
-    for p, s in sequences_to_evaluate(pred_root, reader):
-        want = reader.predictable_frames(p, s)
-        pred = read_prediction(prediction_path(pred_root, p, s))
-        rows = check_prediction_complete(pred, want)
-        mask = reader.atlas(p, s).mask(224) > 0
-        pr = np.asarray(pred.pressure_kpa[rows])[:, mask]
-        gt = np.stack([reader.load_pressure(p, s, int(f)) for f in want])[:, mask]
+    for item in _items(pred_root, reader, pairs):  # what `egopressdiff evaluate` scores, read the same way
+        mask = item["mask"] > 0
+        chunks = list(item["chunks"])
+        pr = np.concatenate([c["pred"] for c in chunks])[:, mask]
+        gt = np.concatenate([c["gt"] for c in chunks])[:, mask]
         on_p = (pr > CONTACT_THRESHOLD_KPA).any(axis=1)
         on_g = (gt > CONTACT_THRESHOLD_KPA).any(axis=1)
-        frames += len(want)
+        frames += len(on_g)
         agree += int(np.count_nonzero(on_p == on_g))
         touch = np.flatnonzero(on_g)
         for i in np.flatnonzero(on_p & ~on_g):

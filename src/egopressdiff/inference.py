@@ -132,12 +132,13 @@ def predict_dataset(model, data_root, output, pairs=None, split="test", options:
             raise DataError("sequence has no annotated frames to predict", sequence=sequence)
 
         def load_window(start, stop, _p=participant, _s=sequence, _f=frames):
+            fr = [int(f) for f in _f[start:stop]]
             if input_cache is None:
-                return _to_batch(dataset.load_frames(_p, _s, list(_f[start:stop])))
-            key = (str(data_root), _p, _s, tuple(int(f) for f in _f[start:stop]), options.mesh,
+                return _to_batch(dataset.load_frames(_p, _s, fr))
+            key = (str(data_root), _p, _s, tuple(fr), options.mesh,
                    dataset.crop_size, dataset.uv_size, dataset.uv_conditioning, dataset.uv_cond_size)
             if key not in input_cache:
-                input_cache[key] = _to_batch(dataset.load_frames(_p, _s, list(_f[start:stop])))
+                input_cache[key] = _to_batch(dataset.load_frames(_p, _s, fr))
             return _copy_batch(input_cache[key])
 
         with PredictionWriter(out, participant, sequence, frames, with_std=options.samples > 1) as writer:
