@@ -30,7 +30,8 @@ class PredictOptions:
     overlap: int | None = None  # None -> min(4, window // 4)
     seed: int = 0
     batch_size: int = DEFAULT_BATCH_SIZE  # windows per model call (pipelines.windows.predict_windows)
-    mesh: str = "annotated"  # the hand mesh fed to the model: the annotation or the estimated-mesh track
+    mesh: str = "annotated"  # the hand mesh fed to the model: the annotation, the estimated-mesh track, or a folder
+    # of the user's own meshes (data.mesh_files)
     overwrite: bool = False
     progress: bool = True
 
@@ -101,11 +102,15 @@ def predict_dataset(model, data_root, output, pairs=None, split="test", options:
     dataset = ClipDataset(data_root, participants=sorted({p for p, _ in pairs}), clip_length=1, stride=1,
                           crop_size=req.get("crop_size") or 64, uv_conditioning=bool(req.get("uv_conditioning")),
                           uv_cond_size=req.get("uv_cond_size") or 64, targets=False, mesh=options.mesh)
+    if not isinstance(options.mesh, str) or options.mesh not in ("annotated", "estimated"):
+        # the user's own meshes: every sequence's file must cover its frames before anything is predicted
+        for p_, s_ in pairs:
+            dataset.mesh.check_covers(p_, s_, reader.predictable_frames(p_, s_))
     out = ensure_output_dir(output, "prediction output")
     # Skipping finished sequences is only safe when they were made with the same settings:
     # a folder must not mix, say, 8-step and 4-step predictions without anyone noticing.
     settings = {"steps": options.steps, "samples": options.samples, "window": window, "overlap": overlap,
-                "seed": options.seed, "mesh": options.mesh,
+                "seed": options.seed, "mesh": str(options.mesh),
                 "output_floor_kpa": getattr(getattr(model, "config", None), "output_floor_kpa", None)}
     info_path = Path(out) / "predict_info.json"
     if info_path.is_file() and not options.overwrite:

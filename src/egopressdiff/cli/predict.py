@@ -29,10 +29,12 @@ def add_arguments(p):
     p.add_argument("--batch-size", type=int, default=None,
                    help="windows sampled together in one model call (default: %(default)s -> the pipeline's "
                         "default); faster, memory grows with it; results equal up to float rounding")
-    p.add_argument("--mesh", default="annotated", choices=["annotated", "estimated"],
-                   help="hand mesh fed to the model: the annotation (default, the paper's protocol) or the "
+    p.add_argument("--mesh", default="annotated", metavar="annotated|estimated|DIR",
+                   help="hand mesh fed to the model: the annotation (default, the paper's protocol), the "
                         "estimated-mesh track (vertices_estimated: what a monocular estimator gives; synthetic "
-                        "data only)")
+                        "data only), or DIR: your own meshes, DIR/<participant>/<sequence>.npz with frame, "
+                        "vertices (F x 778 x 3, m) and joint_position (F x 21 x 3), world or camera frame "
+                        "(see the README, 'Your own hand meshes')")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                    help="bf16: autocast (matmuls, convolutions, attention in bfloat16); auto (default): bf16 on "
                         "CUDA, fp32 on CPU")
@@ -56,6 +58,11 @@ def run(args) -> int:
         raise EgoPressDiffError("--batch-size must be >= 1")
     if args.floor is not None and not args.floor >= 0:
         raise EgoPressDiffError("--floor must be >= 0 kPa")
+    if args.mesh not in ("annotated", "estimated"):
+        from pathlib import Path
+
+        if not Path(args.mesh).is_dir():
+            raise EgoPressDiffError(f"--mesh {args.mesh}: not 'annotated', 'estimated' or a folder of mesh files")
     from egopressdiff.data.reader import EgoPressureReader
     from egopressdiff.inference import PredictOptions, predict_dataset, select_sequences
     from egopressdiff.pipelines.base import pipeline_for

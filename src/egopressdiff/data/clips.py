@@ -27,7 +27,9 @@ Mesh source
     (``vertices_estimated`` / ``joint_position_estimated``: what a monocular hand-mesh
     estimator gives; :meth:`EgoPressureReader.load_estimated_mesh`). Targets and the
     annotation flag are the annotation's either way. A sequence without the track gives
-    a one-line DataError naming it.
+    a one-line DataError naming it. ``mesh`` may also be a folder of the user's own
+    meshes, ``<participant>/<sequence>.npz`` (:mod:`egopressdiff.data.mesh_files`), or a
+    :class:`~egopressdiff.data.mesh_files.MeshFolder`.
 """
 
 from __future__ import annotations
@@ -57,7 +59,21 @@ from egopressdiff.data.reader import EgoPressureReader
 from egopressdiff.data.splits import split_participants
 from egopressdiff.errors import ConfigError, DataError
 
-MESH_SOURCES = ("annotated", "estimated")
+MESH_SOURCES = ("annotated", "estimated")  # or a folder of the user's own meshes (mesh_files)
+
+
+def resolve_mesh(mesh):
+    """'annotated' / 'estimated' as they are; anything else is a folder of mesh files -> MeshFolder."""
+    from pathlib import Path
+
+    from egopressdiff.data.mesh_files import MeshFolder
+
+    if isinstance(mesh, MeshFolder) or mesh in MESH_SOURCES:
+        return mesh
+    if mesh is None or not str(mesh).strip() or not Path(mesh).is_dir():
+        raise ConfigError(f"mesh must be one of {MESH_SOURCES} or a folder of <participant>/<sequence>.npz mesh "
+                          f"files; {mesh!r} is neither")
+    return MeshFolder(mesh)
 
 try:  # torch is a dependency; the import guard keeps ``reader``-only use light
     import torch
@@ -110,9 +126,7 @@ class ClipDataset(Dataset):
                  reader: EgoPressureReader | None = None, targets: bool = True, mesh: str = "annotated"):
         if clip_length < 1 or stride < 1 or crop_size < 8 or uv_size < 8 or uv_cond_size < 8:
             raise ConfigError("clip_length and stride must be >= 1; crop_size, uv_size and uv_cond_size >= 8")
-        if mesh not in MESH_SOURCES:
-            raise ConfigError(f"mesh must be one of {MESH_SOURCES}, got {mesh!r}")
-        self.mesh = mesh
+        self.mesh = resolve_mesh(mesh)
         self.reader = reader if reader is not None else EgoPressureReader(root)
         self.clip_length, self.stride = int(clip_length), int(stride)
         self.crop_size, self.uv_size = int(crop_size), int(uv_size)
@@ -211,10 +225,11 @@ def build_inputs(reader: EgoPressureReader, participant: str, sequence: str, fra
             raise DataError("frame is not annotated (no hand mesh to build inputs from)", sequence=sequence,
                             frame=int(f), path=ann_path)
         anns.append(a)
-    if mesh not in MESH_SOURCES:
-        raise ConfigError(f"mesh must be one of {MESH_SOURCES}, got {mesh!r}")
+    mesh = resolve_mesh(mesh)
     if mesh == "estimated":  # the estimator's mesh in place of the annotation's
         anns = [_with_estimated_mesh(reader, participant, sequence, a) for a in anns]
+    elif mesh != "annotated":  # the user's own meshes (a MeshFolder)
+        anns = [_with_mesh_file(mesh, participant, sequence, a) for a in anns]
     intr = reader.intrinsics(participant, sequence)
     w, h = reader.rgb_size(participant, sequence, int(frames[0]))
     if (w, h) != (intr.width, intr.height):
@@ -242,6 +257,13 @@ def _with_estimated_mesh(reader: EgoPressureReader, participant: str, sequence: 
     import dataclasses
 
     v, j = reader.load_estimated_mesh(participant, sequence, ann.frame)
+    return dataclasses.replace(ann, vertices=v, joints=j)
+
+
+def _with_mesh_file(folder, participant: str, sequence: str, ann):
+    import dataclasses
+
+    v, j = folder.mesh(participant, sequence, ann.frame, ann.ego_R, ann.ego_T)
     return dataclasses.replace(ann, vertices=v, joints=j)
 
 
