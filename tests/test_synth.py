@@ -334,3 +334,31 @@ def test_cli(tmp_path, capsys):
     empty.mkdir()
     assert main(["synth", str(empty), "--participants", "1", "--sequences", "1", "--frames", "4",
                  "--image-size", "64x48", "--no-progress"]) == 0
+
+
+def test_cli_annotation_residual_scales_the_fit_residual(tmp_path, capsys):
+    """--annotation-residual S scales the annotator's residual: 0 leaves no displacement off the contact
+    patches, 2 doubles it; the value is recorded in the sequence's config."""
+    from egopressdiff.cli.main import main
+
+    from egopressdiff.data.reader import EgoPressureReader
+
+    disp = {}
+    for s in ("0", "1", "2"):
+        out = tmp_path / f"r{s}"
+        assert main(["synth", str(out), "--participants", "1", "--sequences", "1", "--frames", "16", "--image-size",
+                     "64x48", "--no-progress", "--annotation-residual", s]) == 0
+        (seq,) = (out / "data" / "p_001").iterdir()
+        reader = EgoPressureReader(out)
+        t = pq.read_table(seq / layout.ANNOTATION_SHARD).to_pydict()
+        # annotated frames without pressure: nothing is flattened, the displacement is the residual alone
+        free = [np.asarray(d, dtype=np.float64) for f, d, a in zip(t["frame"], t["displacement"], t["has_annotation"])
+                if a and reader.load_pressure("p_001", seq.name, int(f)).max() == 0]
+        assert len(free) >= 2
+        disp[s] = float(np.sqrt(np.mean(np.square(free))))
+        mark = json.loads((out / "configs" / "p_001" / f"{seq.name}.json").read_text())[SYNTH_MARKER]
+        assert mark["imperfections"]["annotation_residual"] == float(s)
+    assert disp["0"] == 0.0 and disp["1"] > 2e-4
+    assert 1.9 < disp["2"] / disp["1"] < 2.1
+    assert main(["synth", str(tmp_path / "bad"), "--annotation-residual", "-1"]) == 2
+    assert "--annotation-residual" in capsys.readouterr().err
