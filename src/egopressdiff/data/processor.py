@@ -235,6 +235,7 @@ class PressureInputProcessor:
         out_depth = np.zeros((n, 1, S, S), np.float32)
         out_valid = np.zeros((n, 1, S, S), np.float32)
         out_pose = np.zeros((n, 3, S, S), np.float32)
+        out_vpx = np.zeros((n, verts_c.shape[1], 2), np.float32)
         out_cond = np.zeros((n, UV_COND_CHANNELS, self.uv_cond_size, self.uv_cond_size), np.float32)
         gain = rng.uniform(0.8, 1.2) if rng is not None else 1.0
         contrast = rng.uniform(0.8, 1.2) if rng is not None else 1.0
@@ -257,6 +258,9 @@ class PressureInputProcessor:
             out_valid[i, 0] = valid
             out_depth[i, 0] = np.where(valid, np.clip((d - d_ref) / DEPTH_SCALE_M, -1, 1), 0.0)
             out_pose[i] = draw_pose_map(project(joints_c[i], ck), S)
+            # where each vertex lies in the crop, [-1, 1] at the corner pixels' centres (grid_sample,
+            # align_corners=True): the Vertex Encoder's image features are sampled there
+            out_vpx[i] = project(verts_c[i], ck) / max(S - 1, 1) * 2.0 - 1.0
             if self.uv_conditioning:
                 out_cond[i] = uv_conditioning(texel_w[i], R[i], T[i], ck, rgb, d, d_ref, mask_uv, world_known)
         item = {
@@ -265,6 +269,7 @@ class PressureInputProcessor:
             "depth_valid": torch.from_numpy(out_valid),
             "pose_map": torch.from_numpy(out_pose),
             "vertices": torch.from_numpy(verts_c.astype(np.float32)),
+            "vertex_px": torch.from_numpy(out_vpx),
             "uv_mask": torch.from_numpy(np.ascontiguousarray(uv_mask, dtype=np.float32)),
         }
         if self.uv_conditioning:

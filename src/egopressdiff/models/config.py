@@ -90,6 +90,9 @@ VERTEX_ENCODER_DEFAULTS: dict[str, Any] = {
     # ("synthetic": the built-in hand; "mano": MANO's UV layout, for real data).
     "regions": 64,
     "uv_atlas": "synthetic",
+    # channels of image evidence sampled where each vertex projects into the hand crop (0: none;
+    # models/vertex_encoder.py) -- the image -> UV correspondence for cond_space="image"
+    "image_features": 0,
 }
 
 TINY_UNET: dict[str, Any] = {

@@ -105,7 +105,8 @@ class EgoPressDiff(nn.Module):
                         if config.use_posenet else None)
         ve = config.vertex_encoder
         self.vertex_encoder = (VertexEncoder(d, ve["point_channels"], ve["temporal_blocks"], ve["kernel_size"],
-                                             tokens=config.vertex_tokens, regions=ve["regions"], atlas=ve["uv_atlas"])
+                                             tokens=config.vertex_tokens, regions=ve["regions"], atlas=ve["uv_atlas"],
+                                             image_features=ve.get("image_features", 0))
                                if config.use_vertices else None)
         self.uv_encoder = (ConditionEncoder(config.uv_cond_channels, c_lat, self.codec.downsample_factor,
                                             config.uv_encoder_channels)
@@ -289,7 +290,17 @@ class EgoPressDiff(nn.Module):
         h, w = self.latent_size
         prep = {"image_tokens": clip.unsqueeze(2), "vertex_tokens": None, "vertex_uv": None, "pose_features": None}
         if self.vertex_encoder is not None:
-            prep["vertex_tokens"] = self.vertex_encoder.tokens(batch["vertices"].to(device))  # (B, N, T, D)
+            image = vertex_px = None
+            if self.vertex_encoder.image_features > 0:  # image evidence at every vertex (vertex_encoder.py)
+                missing = [k for k in ("rgb", "depth", "depth_valid", "vertex_px") if k not in batch]
+                if missing:
+                    raise DataError(f"the Vertex Encoder samples image features but the batch has no {missing}")
+                depth = batch["depth"] if c.use_depth else torch.zeros_like(batch["depth"])
+                valid = batch["depth_valid"] if c.use_depth else torch.zeros_like(batch["depth_valid"])
+                image = torch.cat([batch["rgb"], depth, valid], dim=2).to(device)
+                vertex_px = batch["vertex_px"].to(device)
+            prep["vertex_tokens"] = self.vertex_encoder.tokens(batch["vertices"].to(device), image,
+                                                               vertex_px)  # (B, N, T, D)
             prep["vertex_uv"] = self.vertex_encoder.token_uv  # (T, 2) for region tokens, else None
         if c.cond_space == "image":
             if c.use_depth:

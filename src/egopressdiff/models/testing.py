@@ -36,4 +36,6 @@ def make_dummy_batch(batch_size: int = 1, num_frames: int = 2, crop_size: int = 
     }
     if uv_cond_size:
         batch["uv_cond"] = torch.rand(b, n, 7, uv_cond_size, uv_cond_size, generator=g) * 2 - 1
+    # where each vertex lies in the crop ([-1, 1]); drawn last so the keys above keep their values
+    batch["vertex_px"] = torch.rand(b, n, num_vertices, 2, generator=g) * 1.6 - 0.8
     return batch

@@ -21,6 +21,14 @@ let every latent position -- the U-Net's grid *is* the UV grid -- find the token
 on a UV seam belongs to the region of each of its UV points. The regions come from the hand's
 atlas (``atlas``: ``"synthetic"``, the built-in hand, or ``"mano"``, MANO's UV layout from the
 user's files), which left and right hands share.
+
+``image_features=C > 0`` adds **image evidence at each vertex** (PressureFormer's idea, for the
+image-space model): a small CNN over the hand crop (RGB, depth, depth validity) gives C feature
+channels, sampled bilinearly where each vertex projects into the crop (``vertex_px``, from the
+processor), projected and added to that vertex's point feature before the regions are pooled.
+A region token then carries what the camera sees at that part of the hand, at a known UV place:
+the image -> UV correspondence that image-space conditioning otherwise has to learn through the
+U-Net. (Hidden vertices sample whatever covers them; the temporal blocks see the neighbours.)
 """
 
 from __future__ import annotations
@@ -29,9 +37,12 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
+
+IMAGE_INPUT_CHANNELS = 5  # rgb (3), depth (1), depth validity (1) of the hand crop
 
 TOKEN_MODES = ("pooled", "per_vertex")
 
@@ -105,7 +116,7 @@ class VertexEncoder(ModelMixin, ConfigMixin):
     @register_to_config
     def __init__(self, out_dim: int, point_channels=(64, 128, 256), temporal_blocks: int = 2,
                  kernel_size: int = 3, eps: float = 1e-6, tokens: str = "pooled", regions: int = 64,
-                 atlas="synthetic", uv_freqs: int = 6):
+                 atlas="synthetic", uv_freqs: int = 6, image_features: int = 0):
         super().__init__()
         if tokens not in TOKEN_MODES:
             raise ValueError(f"vertex tokens must be one of {', '.join(TOKEN_MODES)}, got {tokens!r}")
@@ -120,6 +131,12 @@ class VertexEncoder(ModelMixin, ConfigMixin):
         self.temporal = nn.Sequential(*[DepthwiseSeparableBlock(prev, kernel_size) for _ in range(temporal_blocks)])
         self.proj = nn.Linear(prev, out_dim)
         self.norm = nn.LayerNorm(out_dim)
+        self.image_features = int(image_features)
+        if self.image_features > 0:
+            c = self.image_features
+            self.image_net = nn.Sequential(nn.Conv2d(IMAGE_INPUT_CHANNELS, c, 3, padding=1), nn.SiLU(),
+                                           nn.Conv2d(c, c, 3, padding=1), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1))
+            self.image_proj = nn.Linear(c, prev)
         self.eps = eps
         self.mode = tokens
         if tokens == "pooled":
@@ -139,10 +156,25 @@ class VertexEncoder(ModelMixin, ConfigMixin):
         scale = centred.pow(2).sum(-1).mean(-1, keepdim=True).add(eps).sqrt()
         return centred / scale.unsqueeze(-1)
 
-    def forward(self, vertices: torch.Tensor) -> torch.Tensor:
+    def sample_image(self, image: torch.Tensor, vertex_px: torch.Tensor) -> torch.Tensor:
+        """(B, N, 5, S, S) crops, (B, N, V, 2) vertex positions in the crop ([-1, 1], x then y; pixel
+        centres, align_corners) -> (B, N, V, C) image features at every vertex."""
+        b, n, v = vertex_px.shape[:3]
+        f = self.image_net(image.flatten(0, 1).float())  # (BN, C, S, S)
+        g = vertex_px.flatten(0, 1).float().unsqueeze(1)  # (BN, 1, V, 2)
+        out = F.grid_sample(f, g, mode="bilinear", padding_mode="zeros", align_corners=True)  # (BN, C, 1, V)
+        return out.squeeze(2).transpose(1, 2).reshape(b, n, v, -1)
+
+    def forward(self, vertices: torch.Tensor, image: torch.Tensor | None = None,
+                vertex_px: torch.Tensor | None = None) -> torch.Tensor:
         if vertices.ndim != 4 or vertices.shape[-1] != 3:
             raise ValueError(f"vertices must be (B, N, V, 3), got {tuple(vertices.shape)}")
         x = self.point_mlp(self.normalize(vertices.float(), self.eps))  # (B, N, V, C)
+        if self.image_features > 0:
+            if image is None or vertex_px is None:
+                raise ValueError("this Vertex Encoder samples image features: pass image (B, N, 5, S, S) and "
+                                 "vertex_px (B, N, V, 2)")
+            x = x + self.image_proj(self.sample_image(image, vertex_px))
         pooled = x.amax(dim=-2)  # (B, N, C): symmetric max-pool over vertices
         if self.mode == "pooled":
             return self.norm(self.proj(self.temporal(pooled)))
@@ -156,7 +188,8 @@ class VertexEncoder(ModelMixin, ConfigMixin):
         h = self.temporal(h.transpose(1, 2).reshape(b * k, n, c)).reshape(b, k, n, c).transpose(1, 2)
         return self.norm(self.proj(h)) + self.uv_embed(fourier_uv(self.token_uv, self.uv_freqs))
 
-    def tokens(self, vertices: torch.Tensor) -> torch.Tensor:
+    def tokens(self, vertices: torch.Tensor, image: torch.Tensor | None = None,
+               vertex_px: torch.Tensor | None = None) -> torch.Tensor:
         """(B, N, T, D) tokens for the DC layers: T = 1 (pooled) or K regions (per_vertex)."""
-        out = self(vertices)
+        out = self(vertices, image, vertex_px)
         return out.unsqueeze(2) if self.mode == "pooled" else out

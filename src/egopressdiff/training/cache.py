@@ -56,6 +56,10 @@ def check_cacheable(model, data_opts: dict | None = None) -> None:
     if cfg.train_codec or cfg.train_image_encoder:
         raise ConfigError("config key train.cache_encoders needs frozen encoders (model train_codec and "
                           "train_image_encoder false): trained encoders change their outputs every step")
+    ve = getattr(model, "vertex_encoder", None)
+    if ve is not None and getattr(ve, "image_features", 0) > 0:
+        raise ConfigError("config key train.cache_encoders does not support model.vertex_encoder.image_features > 0 "
+                          "yet (the crops would have to be cached too); use data.cache_in_memory instead")
     if data_opts is not None:
         if data_opts.get("source", "egopressure") != "egopressure":
             raise ConfigError("config key train.cache_encoders only works with data.source=egopressure")
