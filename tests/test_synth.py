@@ -340,7 +340,6 @@ def test_cli_annotation_residual_scales_the_fit_residual(tmp_path, capsys):
     """--annotation-residual S scales the annotator's residual: 0 leaves no displacement off the contact
     patches, 2 doubles it; the value is recorded in the sequence's config."""
     from egopressdiff.cli.main import main
-
     from egopressdiff.data.reader import EgoPressureReader
 
     disp = {}

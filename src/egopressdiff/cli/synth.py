@@ -86,10 +86,10 @@ def run(args) -> int:
     if non_empty and not args.overwrite:
         raise EgoPressDiffError(f"OUT {out} exists and is not empty (use --overwrite to replace it)")
 
+    import dataclasses
+
     from egopressdiff.data.synth import Imperfections, generate_dataset
     from egopressdiff.fsutil import atomic_dir
-
-    import dataclasses
 
     imp = Imperfections.none() if args.no_imperfections else Imperfections()
     if res is not None:
