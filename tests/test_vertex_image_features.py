@@ -111,3 +111,27 @@ def test_encoder_caching_refuses_image_features():
 
     with pytest.raises(ConfigError, match="image_features"):
         check_cacheable(_image_model())
+
+
+def test_vertex_gate_init_opens_the_vertex_branch_from_the_start(tmp_path):
+    """vertex_gate_init 0 (default) leaves the output independent of the mesh at init (from_svd parity);
+    a non-zero start makes the vertex branch count from the first step, and loading keeps the saved gates."""
+    b = make_dummy_batch(1, 2)
+    x = torch.randn(1, 2, 16, 14, 14)
+    sigma = torch.tensor([0.5])
+    moved = {**b, "vertices": b["vertices"] + 0.02 * torch.randn_like(b["vertices"])}
+    for init, changes in ((0.0, False), (1.0, True)):
+        torch.manual_seed(0)
+        model = EgoPressDiff.from_config("tiny", clip_length=2, vertex_gate_init=init).eval()
+        assert all(torch.all(blk.vtx_gate == init) for blk in model.denoiser.dc_blocks)
+        with torch.no_grad():
+            d = (model.denoise(x, sigma, model.prepare_conditions(b))
+                 - model.denoise(x, sigma, model.prepare_conditions(moved))).abs().max()
+        assert (d > 1e-5) == changes, (init, float(d))
+    for blk in model.denoiser.dc_blocks:
+        blk.vtx_gate.data.fill_(0.3)  # "trained"
+    model.save_pretrained(tmp_path / "m")
+    back = EgoPressDiff.from_pretrained(tmp_path / "m")
+    assert all(torch.allclose(blk.vtx_gate, torch.tensor(0.3)) for blk in back.denoiser.dc_blocks)
+    with pytest.raises(ConfigError, match="vertex_gate_init"):
+        EgoPressDiff.from_config("tiny", vertex_gate_init=float("nan"))

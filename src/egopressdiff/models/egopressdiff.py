@@ -87,6 +87,10 @@ class EgoPressDiff(nn.Module):
         per_vertex = config.vertex_tokens == "per_vertex" and config.use_vertices
         self.denoiser = ConditionedUNet(config.unet, calibrate=config.use_dc_calibration, eps=config.dc_eps,
                                         spatial_vertex=per_vertex, unet_model=unet)
+        if config.vertex_gate_init:  # only the initial value: saved weights overwrite it when loaded
+            with torch.no_grad():
+                for blk in self.denoiser.dc_blocks:
+                    blk.vtx_gate.fill_(float(config.vertex_gate_init))
         unet = self.denoiser.unet
         c_lat = self.codec.latent_channels
         if unet.config.in_channels != 2 * c_lat or unet.config.out_channels != c_lat:
