@@ -13,6 +13,10 @@ prediction folder, into:
 * missed contact: the ground truth has contact and the prediction none, with the median of those
   frames' ground-truth maximum (kPa): a missed 1.5 kPa graze is not a missed 30 kPa press.
 
+For the false contacts beside a touch it also counts those whose ground truth is exactly 0 kPa
+(not a graze just under the threshold) and gives the median predicted peak; for the missed
+frames, the median predicted peak (just under 1 kPa: a weak sample; 0: nothing at all).
+
 A model that loses its accuracy on the frames beside each touch is limited by when contact
 starts, which one frame may not show; one that misses frames of firm presses is not.
 """
@@ -35,8 +39,8 @@ def temporal_errors(data, pred_root, near: int = 2) -> dict:
     reader = EgoPressureReader(data)
     pairs = sequences_to_evaluate(pred_root, reader)
     check_evaluable(pred_root, reader, pairs)
-    frames = agree = beside = other = 0
-    missed_max = []
+    frames = agree = beside = other = beside_zero = 0
+    missed_max, missed_pred, beside_pred = [], [], []
     for item in _items(pred_root, reader, pairs):  # what `egopressdiff evaluate` scores, read the same way
         mask = item["mask"] > 0
         chunks = list(item["chunks"])
@@ -50,12 +54,18 @@ def temporal_errors(data, pred_root, near: int = 2) -> dict:
         for i in np.flatnonzero(on_p & ~on_g):
             if len(touch) and np.min(np.abs(touch - i)) <= near:
                 beside += 1
+                beside_zero += int(gt[i].max() == 0)
+                beside_pred.append(float(pr[i].max()))
             else:
                 other += 1
         missed_max += list(gt[~on_p & on_g].max(axis=1))
+        missed_pred += list(pr[~on_p & on_g].max(axis=1))
     return {"frames": frames, "temporal_accuracy": agree / max(frames, 1),
             "false_contact_beside_touch": beside, "false_contact_other": other, "missed_contact": len(missed_max),
             "missed_contact_median_gt_max_kpa": float(np.median(missed_max)) if missed_max else None,
+            "missed_contact_median_pred_max_kpa": float(np.median(missed_pred)) if missed_pred else None,
+            "false_contact_beside_touch_gt_zero": beside_zero,
+            "false_contact_beside_touch_median_pred_max_kpa": float(np.median(beside_pred)) if beside_pred else None,
             "near_frames": near}
 
 

@@ -332,6 +332,8 @@ def test_temporal_errors_tool_splits_the_disagreeing_frames(synth_root, tmp_path
                 maps[first] = 0.0                                   # the touch's first frame dropped
                 maps[first - 1][mask] = np.where(maps[first - 1][mask] > 0, maps[first - 1][mask], 5.0)
                 lit_before = True                                  # the frame before it lit
+                before_gt_max = float(gt[first - 1][mask].max())
+                before_pred_max = float(maps[first - 1][mask].max())
             write_prediction(edited, p, s, frames, maps)
     assert missed_peak is not None and lit_hover and lit_before
     ok = mod.temporal_errors(synth_root, truth)
@@ -340,4 +342,7 @@ def test_temporal_errors_tool_splits_the_disagreeing_frames(synth_root, tmp_path
     r = mod.temporal_errors(synth_root, edited)
     assert (r["false_contact_beside_touch"], r["false_contact_other"], r["missed_contact"]) == (1, 1, 1)
     assert abs(r["missed_contact_median_gt_max_kpa"] - missed_peak) < 1e-4
+    assert r["missed_contact_median_pred_max_kpa"] == 0.0  # the dropped frame predicts nothing
+    assert r["false_contact_beside_touch_gt_zero"] == int(before_gt_max == 0)
+    assert abs(r["false_contact_beside_touch_median_pred_max_kpa"] - before_pred_max) < 1e-4
     assert abs(r["temporal_accuracy"] - (total - 3) / total) < 1e-9
