@@ -102,7 +102,9 @@ def predict_dataset(model, data_root, output, pairs=None, split="test", options:
     dataset = ClipDataset(data_root, participants=sorted({p for p, _ in pairs}), clip_length=1, stride=1,
                           crop_size=req.get("crop_size") or 64, uv_conditioning=bool(req.get("uv_conditioning")),
                           uv_cond_size=req.get("uv_cond_size") or 64, targets=False, mesh=options.mesh)
-    if not isinstance(options.mesh, str) or options.mesh not in ("annotated", "estimated"):
+    from egopressdiff.data.mesh_files import MeshFolder
+
+    if isinstance(dataset.mesh, MeshFolder):
         # the user's own meshes: every sequence's file must cover its frames before anything is predicted
         for p_, s_ in pairs:
             dataset.mesh.check_covers(p_, s_, reader.predictable_frames(p_, s_))

@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from egopressdiff.data import layout
+from egopressdiff.data.calibration import camera_to_world
+from egopressdiff.data.reader import nearest_valid_row
 from egopressdiff.errors import DataError
 
 COORDINATES = ("world", "camera")
@@ -77,17 +79,15 @@ class MeshFolder:
         i = int(np.searchsorted(frames, frame))
         if i >= len(frames) or frames[i] != frame:
             raise DataError("frame missing from the mesh file", path=path, sequence=sequence, frame=int(frame))
-        if not valid[i]:
-            ok = np.flatnonzero(valid)
-            i = int(ok[np.argmin(np.abs(frames[ok] - frame))])
+        i = nearest_valid_row(frames, valid, i)
         v, j = verts[i], joints[i]
         if coords == "camera":
             if ego_R is None or ego_T is None:
                 raise DataError("camera-frame meshes need the frame's ego_R / ego_T", path=path, sequence=sequence,
                                 frame=int(frame))
             R, T = np.asarray(ego_R, np.float64), np.asarray(ego_T, np.float64)
-            v = ((v.astype(np.float64) - T) @ R).astype(np.float32)  # x_world = R^T (x_cam - T)
-            j = ((j.astype(np.float64) - T) @ R).astype(np.float32)
+            v = camera_to_world(v.astype(np.float64), R, T).astype(np.float32)
+            j = camera_to_world(j.astype(np.float64), R, T).astype(np.float32)
         return v, j
 
     @staticmethod

@@ -40,6 +40,15 @@ _ARRAY_SHAPES = dict(layout.ANNOTATION_SHAPES, force=layout.FORCE_GRID_SHAPE,
                      pressure_map=(layout.UV_SIZE, layout.UV_SIZE), pressure_map_range=(2,))
 
 
+def nearest_valid_row(frames: np.ndarray, valid: np.ndarray, i: int) -> int:
+    """Row ``i`` if valid, else the valid row whose frame number is nearest (the earlier one on a tie):
+    an estimator's failed frame takes its neighbour's mesh, as a tracker holds its last output."""
+    if valid[i]:
+        return int(i)
+    ok = np.flatnonzero(valid)
+    return int(ok[np.argmin(np.abs(frames[ok] - frames[i]))])
+
+
 @dataclass
 class FrameAnnotation:
     """One row of ``annotation.parquet`` (world frame, metres); MANO fields None when unannotated."""
@@ -542,9 +551,7 @@ class EgoPressureReader:
         i = int(np.searchsorted(frames, frame))
         if i >= len(frames) or frames[i] != frame:
             raise DataError("frame missing from shard", path=sh.path, sequence=sequence, frame=frame)
-        if not valid[i]:
-            ok = np.nonzero(valid)[0]
-            i = int(ok[np.argmin(np.abs(frames[ok] - frame))])
+        i = nearest_valid_row(frames, valid, i)
         return verts[i], joints[i]
 
     def _read_estimated_track(self, sh: _Shard, sequence: str):
