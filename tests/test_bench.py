@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 pytest.importorskip("egopressdiff.models")
@@ -125,6 +126,41 @@ def test_sampling_steps_tool_on_an_untrained_tiny_model(fake_root, tmp_path):
         for k in ("volumetric_iou", "contact_iou", "mae_kpa", "temporal_accuracy"):
             assert r[k] is not None and r[k] >= 0
     assert "vol IoU" in mod.format_rows(rows)
+    # several sampling seeds: one row per seed, and different noise gives different predictions
+    rows = mod.sweep(tmp_path / "model", fake_root, split="test", steps=(1,), samples=(1,), seeds=[0, 1],
+                     output=tmp_path / "pred")
+    assert [(r["steps"], r["seed"]) for r in rows] == [(1, 0), (1, 1)]
+    a, b = (sorted((tmp_path / "pred" / f"steps-1-samples-1-seed-{s}").rglob("*.npz")) for s in (0, 1))
+    assert len(a) == len(b) > 0
+    assert not np.array_equal(np.load(a[0])["pressure_kpa"], np.load(b[0])["pressure_kpa"])
+
+
+def test_sampling_steps_summary_averages_seeds_and_chooses_the_best_mean():
+    """benchmarks/sampling_steps.py --seeds: mean and sd per steps, the steps with the best mean Vol. IoU at
+    one sample (fewer steps on a tie), averaged rows never chosen."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "sampling_steps", Path(__file__).resolve().parents[1] / "benchmarks" / "sampling_steps.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def row(k, s, seed, v):
+        return {"steps": k, "samples": s, "seed": seed, "volumetric_iou": v, "contact_iou": v, "mae_kpa": 0.1,
+                "temporal_accuracy": 0.9, "false_contact_rate": 0.0}
+
+    rows = [row(8, 1, 0, 0.16), row(8, 1, 1, 0.18), row(3, 1, 0, 0.18), row(3, 1, 1, 0.19),
+            row(2, 1, 0, 0.20), row(2, 1, 1, 0.10), row(8, 8, 0, 0.30)]
+    summ = mod.summarize(rows)
+    by = {(r["steps"], r["samples"]): r for r in summ["by_steps"]}
+    assert by[(3, 1)]["volumetric_iou"] == pytest.approx(0.185)
+    assert by[(3, 1)]["volumetric_iou_sd"] == pytest.approx(0.00707, abs=1e-4)
+    assert by[(8, 8)]["volumetric_iou_sd"] is None  # one seed: no spread
+    assert summ["chosen_steps"] == 3  # 2 steps' single best seed (0.20) does not win on the mean (0.15)
+    tie = mod.summarize([row(6, 1, 0, 0.2), row(4, 1, 0, 0.2)])
+    assert tie["chosen_steps"] == 4
+    assert "chosen: 3 steps" in mod.format_summary(summ)
 
 
 def test_hover_false_contact_tool_counts_only_hover_frames_and_applies_floors(synth_root, tmp_path, capsys):
