@@ -4,7 +4,9 @@
 
 FLOOR_KPA: EgoPressDiff's output_floor_kpa (default 0: the raw samples, the benchmark's default;
 reproduce_results.sh with FLOOR=choose writes a validation choice to WORKDIR/floor-egopressdiff-uv-annotated.txt).
-STEPS: EgoPressDiff's default sampling steps (`sample_steps`; default: keep the run's).
+STEPS: EgoPressDiff's default sampling steps (`sample_steps`; default: keep the run's); a choice of
+`benchmarks/sampling_steps.py --split val --seeds ... --json WORKDIR/sampling-steps-val.json` is named as such
+in the model card.
 Env: CONFIGS (the config folder the runs were trained with, default configs/benchmark; the GPU
 budget is configs/benchmark-gpu), MACHINE (where they were trained, for the model cards),
 SHIP_DEST (where the model folders go; default the package's assets/models).
@@ -168,6 +170,21 @@ def check_runs(work: Path) -> None:
             raise ShipError(f"config {CONFIGS}/{run}.yaml not found: set CONFIGS to the folder the runs were trained with")
 
 
+def steps_provenance(work: Path, steps: int | None) -> str:
+    """How the default sampling steps were set: a validation choice of benchmarks/sampling_steps.py --seeds
+    written to WORKDIR/sampling-steps-val.json, or given here, or the run's own."""
+    if steps is None:
+        return "the run's config"
+    chosen = work / "sampling-steps-val.json"
+    if chosen.is_file():
+        res = json.loads(chosen.read_text())
+        if isinstance(res, dict) and res.get("split") == "val" and res.get("chosen_steps") == int(steps):
+            seeds = sorted({r.get("seed") for r in res.get("rows", [])})
+            return (f"chosen on the validation participant: benchmarks/sampling_steps.py --split val --seeds "
+                    f"{' '.join(map(str, seeds))} ({res.get('rule')})")
+    return "given to ship_models.py"
+
+
 def main(work: str, floor_kpa: float = 0.0, steps: int | None = None) -> int:
     work = Path(work)
     dest_root = DEST
@@ -196,7 +213,8 @@ def main(work: str, floor_kpa: float = 0.0, steps: int | None = None) -> int:
                 "value": float(floor_kpa),
                 "how": "chosen on the validation participant (scripts/choose_floor.py)" if on_val
                 else ("0: the raw samples" if floor_kpa == 0 else "given to ship_models.py")}
-            card["training"]["sample_steps"] = model_cfg.get("sample_steps")
+            card["training"]["sample_steps"] = {"value": model_cfg.get("sample_steps"),
+                                                "how": steps_provenance(work, steps)}
         (tmp / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
         if dest.exists():
             shutil.rmtree(dest)

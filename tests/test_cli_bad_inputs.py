@@ -730,3 +730,17 @@ def test_debug_flag_shows_the_traceback(assets, tmp_path):
     """--debug is the one way to get the traceback of an input error (for bug reports)."""
     with pytest.raises(Exception, match="does not exist"):
         main(["--debug", "info", str(tmp_path / "nowhere")])
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    """`egopressdiff models | head -0`: the reader is gone before anything is printed; no traceback."""
+    r, w = os.pipe()
+    os.close(r)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    try:
+        res = subprocess.run([sys.executable, "-m", "egopressdiff", "models"], stdout=w, stderr=subprocess.PIPE,
+                             text=True, env=env, timeout=120)
+    finally:
+        os.close(w)
+    assert res.returncode == 141
+    assert "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr

@@ -71,6 +71,23 @@ def test_cards_name_data_budget_overrides_seeds_and_machine(tmp_path, ship, monk
     assert ours["training"]["overrides"] == {"train.lr": 1e-4}
     assert ours["training"]["frames_per_step"] == 32  # batch 2 x 16-frame clips
     assert json.loads((dest / "synthetic-egopressdiff" / "config.json").read_text())["output_floor_kpa"] == 0.0
+    assert ours["training"]["sample_steps"] == {"value": 8, "how": "the run's config"}
+
+
+def test_sampling_steps_chosen_on_validation_are_named_in_the_card(tmp_path, ship, monkeypatch):
+    work = fake_work(tmp_path, ship)
+    dest = tmp_path / "models"
+    monkeypatch.setattr(ship, "DEST", dest)
+    choice = {"split": "val", "chosen_steps": 3, "rule": "best mean", "rows": [{"seed": 0}, {"seed": 1}]}
+    (work / "sampling-steps-val.json").write_text(json.dumps(choice))
+    assert ship.main(str(work), 0.0, 3) == 0
+    cfg = json.loads((dest / "synthetic-egopressdiff" / "config.json").read_text())
+    how = json.loads((dest / "synthetic-egopressdiff" / "model_card.json").read_text())["training"]["sample_steps"]
+    assert cfg["sample_steps"] == 3 and how["value"] == 3
+    assert "validation" in how["how"] and "--seeds 0 1" in how["how"]
+    assert ship.main(str(work), 0.0, 4) == 0  # not the validation choice: said so
+    how = json.loads((dest / "synthetic-egopressdiff" / "model_card.json").read_text())["training"]["sample_steps"]
+    assert how == {"value": 4, "how": "given to ship_models.py"}
 
 
 def test_a_missing_run_is_refused_in_one_line(tmp_path, ship):

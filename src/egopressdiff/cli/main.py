@@ -95,12 +95,19 @@ def main(argv: list[str] | None = None, **run_kwargs) -> int:
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         rc = args._module.run(args, **run_kwargs)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below rather than at interpreter exit
         return int(rc or 0)
     except EgoPressDiffError as e:
         if debug:
             raise
         print(f"egopressdiff {args.command}: error: {e.one_line()}", file=sys.stderr)
         return e.exit_code
+    except BrokenPipeError:
+        # the reader went away (`egopressdiff evaluate ... | head`): files are already written; stop quietly
+        # instead of a traceback, and keep Python from complaining again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a program killed by it
     except KeyboardInterrupt as e:
         term = isinstance(e, Terminated)
         print(f"egopressdiff {args.command}: {'terminated' if term else 'interrupted'}; "
