@@ -14,7 +14,10 @@
 #   IMAGE      1 (default): also the paper-faithful image-space EgoPressDiff ($CONFIGS/egopressdiff-image.yaml);
 #              0 skips it. IMAGE_BASELINES=1 adds the image-space per-frame baselines (baseline-{cls,reg}-image).
 #   TRACKS     mesh tracks to predict (default "annotated estimated")
-#   STEPS      EgoPressDiff sampling steps (default: the model's sample_steps)
+#   STEPS      EgoPressDiff sampling steps (default: the model's sample_steps); STEPS=choose picks them per run on
+#              the VALIDATION participant (benchmarks/sampling_steps.py over CHOOSE_STEPS, default "1 2 3 4 6 8",
+#              and sampling seeds CHOOSE_SEEDS, default "0 1 2": the best mean Volumetric IoU at one sample;
+#              WORKDIR/sampling-steps-val-RUN.json, which ship_models.py then uses for the shipped model)
 #   FLOOR      EgoPressDiff's output floor in kPa (default 0: the raw samples); FLOOR=choose picks it per run and
 #              track on the VALIDATION participant (scripts/choose_floor.py; never the test set)
 #   SAMPLES    the extra EgoPressDiff (UV) row with the mean of SAMPLES samples and its uncertainty
@@ -33,8 +36,9 @@ IMAGE_BASELINES=${IMAGE_BASELINES:-0}
 TRACKS=${TRACKS:-annotated estimated}
 SAMPLES=${SAMPLES:-8}
 FLOOR=${FLOOR:-0}
-steps=()
-[ -n "${STEPS:-}" ] && steps=(--steps "$STEPS")
+STEPS=${STEPS:-}
+CHOOSE_STEPS=${CHOOSE_STEPS:-1 2 3 4 6 8}
+CHOOSE_SEEDS=${CHOOSE_SEEDS:-0 1 2}
 budget=()
 [ -n "${MAX_STEPS:-}" ] && budget=(--max-steps "$MAX_STEPS")
 mkdir -p "$W/runs" "$W/pred" "$W/metrics"
@@ -71,9 +75,20 @@ run_one() {  # track, row name, checkpoint, [predict options]
   $EPD evaluate --pred "$W/pred/$track/$name" --data "$W/data" --json "$W/metrics/$track/$name.json" --no-progress
   made+=("$W/metrics/$track/$name.json")
 }
-floor_for() {  # track, run name -> the floor to use (FLOOR, or chosen on validation with FLOOR=choose)
+steps_for() {  # run name -> its sampling steps (STEPS; chosen on validation with STEPS=choose; empty: the model's)
+  if [ "$STEPS" != choose ]; then echo "$STEPS"; return; fi
+  local f="$W/sampling-steps-val-$1.json"
+  if [ ! -f "$f" ]; then
+    # shellcheck disable=SC2086
+    $PY benchmarks/sampling_steps.py --checkpoint "$W/runs/$1" --data "$W/data" --split val \
+      --steps $CHOOSE_STEPS --seeds $CHOOSE_SEEDS --json "$f" >&2
+  fi
+  $PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["chosen_steps"])' "$f"
+}
+floor_for() {  # track, run name, steps -> the floor to use (FLOOR, or chosen on validation with FLOOR=choose)
   if [ "$FLOOR" != choose ]; then echo "$FLOOR"; return; fi
-  local f="$W/floor-$2-$1.txt"
+  local f="$W/floor-$2-$1.txt" steps=()
+  [ -n "$3" ] && steps=(--steps "$3")
   if [ ! -f "$f" ]; then
     $EPD predict --checkpoint "$W/runs/$2" --data "$W/data" --output "$W/pred/$1-val/$2" --split val \
       --mesh "$1" --floor 0 --no-progress "${steps[@]}" >&2
@@ -89,7 +104,10 @@ for track in $TRACKS; do
       r=$(run_name "$name" "$seed")
       case $name in
         egopressdiff-*)
-          floor=$(floor_for "$track" "$r")
+          st=$(steps_for "$r")
+          steps=()
+          [ -n "$st" ] && steps=(--steps "$st")
+          floor=$(floor_for "$track" "$r" "$st")
           tag=; [ "$floor" = 0 ] || tag="-floor$floor"  # rows (and folders) of another floor never mix
           run_one "$track" "$r$tag" "$W/runs/$r" "${steps[@]}" --floor "$floor"
           if [ "$name" = egopressdiff-uv ] && [ "$SAMPLES" -gt 1 ]; then

@@ -4,9 +4,9 @@
 
 FLOOR_KPA: EgoPressDiff's output_floor_kpa (default 0: the raw samples, the benchmark's default;
 reproduce_results.sh with FLOOR=choose writes a validation choice to WORKDIR/floor-egopressdiff-uv-annotated.txt).
-STEPS: EgoPressDiff's default sampling steps (`sample_steps`; default: keep the run's); a choice of
-`benchmarks/sampling_steps.py --split val --seeds ... --json WORKDIR/sampling-steps-val.json` is named as such
-in the model card.
+STEPS: EgoPressDiff's default sampling steps (`sample_steps`; default: the validation choice in
+WORKDIR/sampling-steps-val-egopressdiff-uv.json when reproduce_results.sh STEPS=choose made one, else keep the
+run's); the model card says which.
 Env: CONFIGS (the config folder the runs were trained with, default configs/benchmark; the GPU
 budget is configs/benchmark-gpu), MACHINE (where they were trained, for the model cards),
 SHIP_DEST (where the model folders go; default the package's assets/models).
@@ -170,18 +170,29 @@ def check_runs(work: Path) -> None:
             raise ShipError(f"config {CONFIGS}/{run}.yaml not found: set CONFIGS to the folder the runs were trained with")
 
 
+STEPS_CHOICE = "sampling-steps-val-egopressdiff-uv.json"  # reproduce_results.sh STEPS=choose writes it
+
+
+def validation_steps(work: Path) -> dict | None:
+    """The validation choice of sampling steps for the shipped run (benchmarks/sampling_steps.py --split val
+    --seeds ..., as reproduce_results.sh STEPS=choose writes it), or None."""
+    chosen = work / STEPS_CHOICE
+    if not chosen.is_file():
+        return None
+    res = json.loads(chosen.read_text())
+    ok = isinstance(res, dict) and res.get("split") == "val" and isinstance(res.get("chosen_steps"), int)
+    return res if ok else None
+
+
 def steps_provenance(work: Path, steps: int | None) -> str:
-    """How the default sampling steps were set: a validation choice of benchmarks/sampling_steps.py --seeds
-    written to WORKDIR/sampling-steps-val.json, or given here, or the run's own."""
+    """How the default sampling steps were set: the validation choice, given here, or the run's own."""
     if steps is None:
         return "the run's config"
-    chosen = work / "sampling-steps-val.json"
-    if chosen.is_file():
-        res = json.loads(chosen.read_text())
-        if isinstance(res, dict) and res.get("split") == "val" and res.get("chosen_steps") == int(steps):
-            seeds = sorted({r.get("seed") for r in res.get("rows", [])})
-            return (f"chosen on the validation participant: benchmarks/sampling_steps.py --split val --seeds "
-                    f"{' '.join(map(str, seeds))} ({res.get('rule')})")
+    res = validation_steps(work)
+    if res is not None and res["chosen_steps"] == int(steps):
+        seeds = sorted({r.get("seed") for r in res.get("rows", [])})
+        return (f"chosen on the validation participant: benchmarks/sampling_steps.py --split val --seeds "
+                f"{' '.join(map(str, seeds))} ({res.get('rule')})")
     return "given to ship_models.py"
 
 
@@ -190,6 +201,8 @@ def main(work: str, floor_kpa: float = 0.0, steps: int | None = None) -> int:
     dest_root = DEST
     dest_root.mkdir(parents=True, exist_ok=True)
     check_runs(work)
+    if steps is None and validation_steps(work) is not None:
+        steps = validation_steps(work)["chosen_steps"]
     data = data_info(work)
     cards = {name: model_card(work, name, run, desc, data) for name, (run, desc) in SHIPS.items()}
     total = 0.0

@@ -79,8 +79,8 @@ def test_sampling_steps_chosen_on_validation_are_named_in_the_card(tmp_path, shi
     dest = tmp_path / "models"
     monkeypatch.setattr(ship, "DEST", dest)
     choice = {"split": "val", "chosen_steps": 3, "rule": "best mean", "rows": [{"seed": 0}, {"seed": 1}]}
-    (work / "sampling-steps-val.json").write_text(json.dumps(choice))
-    assert ship.main(str(work), 0.0, 3) == 0
+    (work / ship.STEPS_CHOICE).write_text(json.dumps(choice))
+    assert ship.main(str(work), 0.0) == 0  # no STEPS given: the validation choice
     cfg = json.loads((dest / "synthetic-egopressdiff" / "config.json").read_text())
     how = json.loads((dest / "synthetic-egopressdiff" / "model_card.json").read_text())["training"]["sample_steps"]
     assert cfg["sample_steps"] == 3 and how["value"] == 3
