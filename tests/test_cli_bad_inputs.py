@@ -732,15 +732,20 @@ def test_debug_flag_shows_the_traceback(assets, tmp_path):
         main(["--debug", "info", str(tmp_path / "nowhere")])
 
 
-def test_a_closed_pipe_ends_quietly(tmp_path):
-    """`egopressdiff models | head -0`: the reader is gone before anything is printed; no traceback."""
+def test_a_closed_pipe_ends_quietly_with_the_files_written(assets, tmp_path):
+    """`egopressdiff evaluate ... --json M | head -0`: the reader is gone before anything is printed. No
+    traceback, exit 141, and the metrics file is there all the same."""
+    metrics = tmp_path / "m.json"
     r, w = os.pipe()
     os.close(r)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("EGOPRESSDIFF_DEBUG", None)
     try:
-        res = subprocess.run([sys.executable, "-m", "egopressdiff", "models"], stdout=w, stderr=subprocess.PIPE,
-                             text=True, env=env, timeout=120)
+        res = subprocess.run([sys.executable, "-m", "egopressdiff", "evaluate", "--pred", str(assets["pred"]),
+                              "--data", str(assets["data"]), "--json", str(metrics), "--no-progress"],
+                             stdout=w, stderr=subprocess.PIPE, text=True, env=env, timeout=120)
     finally:
         os.close(w)
-    assert res.returncode == 141
+    assert res.returncode == 141, res.stderr
     assert "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr
+    assert "volumetric_iou" in json.loads(metrics.read_text())

@@ -39,8 +39,9 @@ def run(args) -> int:
     if args.json and Path(args.json).is_dir():
         raise EgoPressDiffError(f"--json {args.json} is a directory; give a file name")
     res = evaluate_folder(args.pred, args.data, split=args.split, progress=not args.no_progress)
+    if args.json:  # first, so that nothing printing can fail (a closed pipe) loses it
+        atomic_write_text(args.json, metrics_to_json(res))
     print(format_metrics_table(res, per_sequence=args.per_sequence, per_gesture=True))
     if args.json:
-        atomic_write_text(args.json, metrics_to_json(res))
         print(f"metrics written to {args.json}")
     return 0
