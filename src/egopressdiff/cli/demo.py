@@ -10,8 +10,8 @@ with the comparison table. No download, no GPU needed."""
 
 def add_arguments(p):
     p.add_argument("--output", default="demo-output", help="output folder (default: ./demo-output)")
-    p.add_argument("--sequences", type=int, default=4, help="synthetic sequences (default 4)")
-    p.add_argument("--frames", type=int, default=40, help="frames per sequence (default 40)")
+    p.add_argument("--sequences", type=int, default=3, help="synthetic sequences (default 3)")
+    p.add_argument("--frames", type=int, default=32, help="frames per sequence (default 32)")
     p.add_argument("--steps", type=int, default=None, help="sampling steps for EgoPressDiff (default: the model's)")
     p.add_argument("--samples", type=int, default=1, help="samples averaged per frame (default 1)")
     p.add_argument("--overwrite", action="store_true", help="reuse/replace a non-empty output folder")
