@@ -28,7 +28,7 @@ KEYS = ("volumetric_iou", "contact_iou", "mae_kpa", "temporal_accuracy", "false_
 
 
 def sweep(checkpoint, data, split: str = "test", steps=(25, 12, 8, 4), samples=(1,), output=None,
-          seed: int | None = 0, progress: bool = False, seeds=None) -> list[dict]:
+          seed: int = 0, progress: bool = False, seeds=None) -> list[dict]:
     """One row per (steps, samples, seed); ``seeds`` (a list) instead of the single ``seed``."""
     from egopressdiff.evaluation.run import evaluate_folder
     from egopressdiff.inference import PredictOptions, predict_dataset

@@ -201,8 +201,9 @@ def main(work: str, floor_kpa: float = 0.0, steps: int | None = None) -> int:
     dest_root = DEST
     dest_root.mkdir(parents=True, exist_ok=True)
     check_runs(work)
-    if steps is None and validation_steps(work) is not None:
-        steps = validation_steps(work)["chosen_steps"]
+    choice = validation_steps(work)
+    if steps is None and choice is not None:
+        steps = choice["chosen_steps"]
     data = data_info(work)
     cards = {name: model_card(work, name, run, desc, data) for name, (run, desc) in SHIPS.items()}
     total = 0.0
