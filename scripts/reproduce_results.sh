@@ -18,8 +18,11 @@
 #              the VALIDATION participant (benchmarks/sampling_steps.py over CHOOSE_STEPS, default "1 2 3 4 6 8",
 #              and sampling seeds CHOOSE_SEEDS, default "0 1 2": the best mean Volumetric IoU at one sample;
 #              WORKDIR/sampling-steps-val-RUN.json, which ship_models.py then uses for the shipped model)
-#   FLOOR      EgoPressDiff's output floor in kPa (default 0: the raw samples); FLOOR=choose picks it per run and
-#              track on the VALIDATION participant (scripts/choose_floor.py; never the test set)
+#   FLOOR      EgoPressDiff's output floor in kPa (default 0: the raw samples); FLOOR=choose picks it per run on
+#              the VALIDATION participant (never the test set): with STEPS=choose together with the steps, in the
+#              same sweep (CHOOSE_FLOORS, default "0 0.1 0.25 0.5 0.75 1": at most the field's 1 kPa contact
+#              threshold), one floor for both tracks, as the shipped model's was; otherwise per track with
+#              scripts/choose_floor.py at the given steps
 #   SAMPLES    the extra EgoPressDiff (UV) row with the mean of SAMPLES samples and its uncertainty
 #              (default 8; 1 skips it)
 # Trained runs in WORKDIR/runs are reused; an interrupted training resumes from its last checkpoint.
@@ -39,6 +42,7 @@ FLOOR=${FLOOR:-0}
 STEPS=${STEPS:-}
 CHOOSE_STEPS=${CHOOSE_STEPS:-1 2 3 4 6 8}
 CHOOSE_SEEDS=${CHOOSE_SEEDS:-0 1 2}
+CHOOSE_FLOORS=${CHOOSE_FLOORS:-0 0.1 0.25 0.5 0.75 1}
 budget=()
 [ -n "${MAX_STEPS:-}" ] && budget=(--max-steps "$MAX_STEPS")
 mkdir -p "$W/runs" "$W/pred" "$W/metrics"
@@ -77,16 +81,28 @@ run_one() {  # track, row name, checkpoint, [predict options]
 }
 steps_for() {  # run name -> its sampling steps (STEPS; chosen on validation with STEPS=choose; empty: the model's)
   if [ "$STEPS" != choose ]; then echo "$STEPS"; return; fi
-  local f="$W/sampling-steps-val-$1.json"
-  if [ ! -f "$f" ]; then
+  sweep_val "$1" >/dev/null
+  $PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["chosen_steps"])' "$W/sampling-steps-val-$1.json"
+}
+sweep_val() {  # run name: the validation sweep of steps (and, with FLOOR=choose, floors), made once
+  local f="$W/sampling-steps-val-$1.json" floors=$FLOOR
+  [ "$FLOOR" = choose ] && floors=$CHOOSE_FLOORS
+  # a sweep made with other floors is made again (the choice depends on them)
+  # shellcheck disable=SC2086
+  if [ ! -f "$f" ] || ! $PY -c 'import json, sys; d = json.load(open(sys.argv[1]))
+sys.exit(d.get("floors_kpa", [0.0]) != sorted(float(x) for x in sys.argv[2:]))' "$f" $floors; then
     # shellcheck disable=SC2086
     $PY benchmarks/sampling_steps.py --checkpoint "$W/runs/$1" --data "$W/data" --split val \
-      --steps $CHOOSE_STEPS --seeds $CHOOSE_SEEDS --json "$f" >&2
+      --steps $CHOOSE_STEPS --seeds $CHOOSE_SEEDS --floors $floors --json "$f" >&2
   fi
-  $PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["chosen_steps"])' "$f"
 }
 floor_for() {  # track, run name, steps -> the floor to use (FLOOR, or chosen on validation with FLOOR=choose)
   if [ "$FLOOR" != choose ]; then echo "$FLOOR"; return; fi
+  if [ "$STEPS" = choose ]; then  # chosen with the steps: the model's one default, on both tracks
+    sweep_val "$2"
+    $PY -c 'import json, sys; print("%g" % json.load(open(sys.argv[1]))["chosen_floor_kpa"])' "$W/sampling-steps-val-$2.json"
+    return
+  fi
   local f="$W/floor-$2-$1.txt" steps=()
   [ -n "$3" ] && steps=(--steps "$3")
   if [ ! -f "$f" ]; then

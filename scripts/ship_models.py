@@ -2,11 +2,13 @@
 
     python scripts/ship_models.py WORKDIR [FLOOR_KPA [STEPS]]   (WORKDIR as in reproduce_results.sh)
 
-FLOOR_KPA: EgoPressDiff's output_floor_kpa (default 0: the raw samples, the benchmark's default;
-reproduce_results.sh with FLOOR=choose writes a validation choice to WORKDIR/floor-egopressdiff-uv-annotated.txt).
+FLOOR_KPA: EgoPressDiff's output_floor_kpa (default: the floor chosen with the steps in
+WORKDIR/sampling-steps-val-egopressdiff-uv.json when reproduce_results.sh STEPS=choose FLOOR=choose made that
+sweep over several floors, else 0: the raw samples; reproduce_results.sh with FLOOR=choose alone writes a
+validation choice to WORKDIR/floor-egopressdiff-uv-annotated.txt).
 STEPS: EgoPressDiff's default sampling steps (`sample_steps`; default: the validation choice in
 WORKDIR/sampling-steps-val-egopressdiff-uv.json when reproduce_results.sh STEPS=choose made one, else keep the
-run's); the model card says which.
+run's); the model card says how each was set.
 Env: CONFIGS (the config folder the runs were trained with, default configs/benchmark; the GPU
 budget is configs/benchmark-gpu), MACHINE (where they were trained, for the model cards),
 SHIP_DEST (where the model folders go; default the package's assets/models).
@@ -196,7 +198,27 @@ def steps_provenance(work: Path, steps: int | None) -> str:
     return "given to ship_models.py"
 
 
-def main(work: str, floor_kpa: float = 0.0, steps: int | None = None) -> int:
+def floor_chosen_with_steps(choice: dict | None) -> float | None:
+    """The output floor the validation sweep chose together with the steps (a sweep over several floors)."""
+    if choice is None or len(choice.get("floors_kpa", [])) < 2 or choice.get("chosen_floor_kpa") is None:
+        return None
+    return float(choice["chosen_floor_kpa"])
+
+
+def floor_provenance(work: Path, floor_kpa: float, choice: dict | None) -> str:
+    """How the output floor was set: with the steps on validation, by choose_floor.py on validation, or here."""
+    joint = floor_chosen_with_steps(choice)
+    if joint is not None and joint == float(floor_kpa):
+        return (f"chosen on the validation participant together with the sampling steps: "
+                f"benchmarks/sampling_steps.py --split val --floors {' '.join(f'{f:g}' for f in choice['floors_kpa'])}"
+                f" ({choice.get('rule')})")
+    chosen = work / "floor-egopressdiff-uv-annotated.txt"
+    if chosen.is_file() and float(chosen.read_text()) == float(floor_kpa) and floor_kpa > 0:
+        return "chosen on the validation participant (scripts/choose_floor.py)"
+    return "0: the raw samples" if floor_kpa == 0 else "given to ship_models.py"
+
+
+def main(work: str, floor_kpa: float | None = None, steps: int | None = None) -> int:
     work = Path(work)
     dest_root = DEST
     dest_root.mkdir(parents=True, exist_ok=True)
@@ -204,6 +226,9 @@ def main(work: str, floor_kpa: float = 0.0, steps: int | None = None) -> int:
     choice = validation_steps(work)
     if steps is None and choice is not None:
         steps = choice["chosen_steps"]
+    if floor_kpa is None:
+        joint = floor_chosen_with_steps(choice)
+        floor_kpa = 0.0 if joint is None else joint
     data = data_info(work)
     cards = {name: model_card(work, name, run, desc, data) for name, (run, desc) in SHIPS.items()}
     total = 0.0
@@ -221,12 +246,8 @@ def main(work: str, floor_kpa: float = 0.0, steps: int | None = None) -> int:
             if steps is not None:
                 model_cfg["sample_steps"] = int(steps)
             cfg_path.write_text(json.dumps(model_cfg, indent=2) + "\n")
-            chosen = work / "floor-egopressdiff-uv-annotated.txt"
-            on_val = chosen.is_file() and float(chosen.read_text()) == float(floor_kpa) and floor_kpa > 0
-            card["training"]["output_floor_kpa"] = {
-                "value": float(floor_kpa),
-                "how": "chosen on the validation participant (scripts/choose_floor.py)" if on_val
-                else ("0: the raw samples" if floor_kpa == 0 else "given to ship_models.py")}
+            card["training"]["output_floor_kpa"] = {"value": float(floor_kpa),
+                                                    "how": floor_provenance(work, floor_kpa, choice)}
             card["training"]["sample_steps"] = {"value": model_cfg.get("sample_steps"),
                                                 "how": steps_provenance(work, steps)}
         (tmp / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
@@ -244,7 +265,7 @@ def main(work: str, floor_kpa: float = 0.0, steps: int | None = None) -> int:
 if __name__ == "__main__":
     try:
         raise SystemExit(main(sys.argv[1] if len(sys.argv) > 1 else "bench-work",
-                              float(sys.argv[2]) if len(sys.argv) > 2 else 0.0,
+                              float(sys.argv[2]) if len(sys.argv) > 2 else None,
                               int(sys.argv[3]) if len(sys.argv) > 3 else None))
     except ShipError as e:
         print(f"ship_models: {e}", file=sys.stderr)

@@ -133,6 +133,19 @@ def test_sampling_steps_tool_on_an_untrained_tiny_model(fake_root, tmp_path):
     a, b = (sorted((tmp_path / "pred" / f"steps-1-samples-1-seed-{s}").rglob("*.npz")) for s in (0, 1))
     assert len(a) == len(b) > 0
     assert not np.array_equal(np.load(a[0])["pressure_kpa"], np.load(b[0])["pressure_kpa"])
+    # --floors: each no-floor prediction evaluated once per floor, the floor applied as the model's would be
+    from egopressdiff.evaluation.run import evaluate_folder
+
+    rows = mod.sweep(tmp_path / "model", fake_root, split="test", steps=(1,), samples=(1,), seeds=[0],
+                     output=tmp_path / "pred", floors=(0.0, 1e6))
+    assert [r["floor_kpa"] for r in rows] == [0.0, 1e6]
+    pred = tmp_path / "pred" / "steps-1-samples-1-seed-0"
+    assert np.load(a[0])["pressure_kpa"].max() > 0  # the saved prediction is the raw sample, unfloored
+    raw = evaluate_folder(pred, fake_root, split="test", progress=False)
+    assert rows[0]["volumetric_iou"] == pytest.approx(raw["volumetric_iou"])
+    zeroed = evaluate_folder(pred, fake_root, split="test", progress=False, floor_kpa=1e6)
+    assert rows[1]["mae_kpa"] == pytest.approx(zeroed["mae_kpa"]) and rows[1]["contact_iou"] == 0
+    assert rows[1]["mae_kpa"] != pytest.approx(rows[0]["mae_kpa"])
 
 
 def test_sampling_steps_summary_averages_seeds_and_chooses_the_best_mean():
@@ -161,6 +174,17 @@ def test_sampling_steps_summary_averages_seeds_and_chooses_the_best_mean():
     tie = mod.summarize([row(6, 1, 0, 0.2), row(4, 1, 0, 0.2)])
     assert tie["chosen_steps"] == 4
     assert "chosen: 3 steps" in mod.format_summary(summ)
+    # with floors: the best (steps, floor) pair on the mean; equal means go to fewer steps, then the lower floor
+    def frow(k, fl, seed, v):
+        return {**row(k, 1, seed, v), "floor_kpa": fl}
+
+    summ = mod.summarize([frow(3, 0.0, 0, 0.18), frow(3, 0.0, 1, 0.18), frow(3, 0.25, 0, 0.23),
+                          frow(3, 0.25, 1, 0.22), frow(8, 0.25, 0, 0.21), frow(8, 0.25, 1, 0.22),
+                          frow(3, 0.5, 0, 0.22), frow(3, 0.5, 1, 0.23)])
+    assert (summ["chosen_steps"], summ["chosen_floor_kpa"]) == (3, 0.25)
+    assert summ["floors_kpa"] == [0.0, 0.25, 0.5]
+    assert "chosen: 3 steps, floor 0.25 kPa" in mod.format_summary(summ)
+    assert summ["by_steps"][0]["floor_kpa"] == 0.0
 
 
 def test_hover_false_contact_tool_counts_only_hover_frames_and_applies_floors(synth_root, tmp_path, capsys):

@@ -90,6 +90,32 @@ def test_sampling_steps_chosen_on_validation_are_named_in_the_card(tmp_path, shi
     assert how == {"value": 4, "how": "given to ship_models.py"}
 
 
+def test_a_floor_chosen_with_the_steps_on_validation_is_shipped_and_named(tmp_path, ship, monkeypatch):
+    """A sweep over several floors (reproduce_results.sh STEPS=choose FLOOR=choose) sets the shipped floor
+    when none is given; one given explicitly wins and the card says so."""
+    work = fake_work(tmp_path, ship)
+    dest = tmp_path / "models"
+    monkeypatch.setattr(ship, "DEST", dest)
+    choice = {"split": "val", "chosen_steps": 3, "chosen_floor_kpa": 0.25, "floors_kpa": [0.0, 0.25, 1.0],
+              "rule": "best mean", "rows": [{"seed": 0}]}
+    (work / ship.STEPS_CHOICE).write_text(json.dumps(choice))
+
+    def shipped():
+        cfg = json.loads((dest / "synthetic-egopressdiff" / "config.json").read_text())
+        card = json.loads((dest / "synthetic-egopressdiff" / "model_card.json").read_text())
+        return cfg["output_floor_kpa"], card["training"]["output_floor_kpa"]["how"]
+
+    assert ship.main(str(work)) == 0
+    floor, how = shipped()
+    assert floor == 0.25 and "together with the sampling steps" in how and "--floors 0 0.25 1" in how
+    assert ship.main(str(work), 0.5) == 0
+    assert shipped() == (0.5, "given to ship_models.py")
+    # a sweep at one floor chose no floor: the default stays the raw samples
+    (work / ship.STEPS_CHOICE).write_text(json.dumps({**choice, "floors_kpa": [0.0], "chosen_floor_kpa": 0.0}))
+    assert ship.main(str(work)) == 0
+    assert shipped() == (0.0, "0: the raw samples")
+
+
 def test_a_missing_run_is_refused_in_one_line(tmp_path, ship):
     work = fake_work(tmp_path, ship)
     (work / "runs" / "baseline-pformer-uv" / "model" / "config.json").unlink()

@@ -63,6 +63,24 @@ def test_models_command_lists_the_shipped_models(capsys):
         assert names[name]["installed"] is True
 
 
+def info_steps(out):
+    """The sampling steps recorded by the demo's EgoPressDiff predictions."""
+    return {json.loads((d / "predict_info.json").read_text())["steps"]
+            for d in (out / "predictions").iterdir() if d.name.startswith("synthetic-egopressdiff")}
+
+
+def test_demo_cli_samples_egopressdiff_with_the_demo_steps():
+    """`egopressdiff demo`'s --steps default is the demo's documented speed setting."""
+    import argparse
+
+    from egopressdiff.cli import demo as cli_demo
+    from egopressdiff.demo import DEMO_STEPS
+
+    p = argparse.ArgumentParser()
+    cli_demo.add_arguments(p)
+    assert p.parse_args([]).steps == DEMO_STEPS == 3
+
+
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path):
     from egopressdiff.demo import run_demo
@@ -73,6 +91,13 @@ def test_demo_end_to_end(tmp_path):
     html = (out / "index.html").read_text()
     assert "EgoPressDiff" in html and "Per-frame classification" in html and "PressureFormer-style" in html
     assert "never seen in training" in html and "monocular hand-mesh estimator" in html  # the notes say what it is
+    # fewer steps than the model's default: the report says so, and how to get the default
+    from egopressdiff.shipped import resolve_checkpoint
+    from egopressdiff.training.registry import load_model
+
+    default = load_model(resolve_checkpoint("synthetic-egopressdiff")).config.sample_steps
+    assert f"EgoPressDiff sampled with 2 steps for speed (the model&#x27;s default: {default}" in html
+    assert info_steps(out) == {2}
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"EgoPressDiff (ours)", "Per-frame classification", "Per-frame regression",
                             "PressureFormer-style", "EgoPressDiff (ours), estimated mesh"}
@@ -123,6 +148,6 @@ def test_predict_refuses_to_mix_settings_in_one_folder(tmp_path, fresh_sequence)
     assert main(base + ["--steps", "2"]) == 0
     assert main(base + ["--steps", "2"]) == 0  # same settings: finished sequences are skipped
     assert main(base + ["--steps", "3"]) == 2
-    assert main(base + ["--steps", "2", "--floor", "1"]) == 2  # the shipped floor is 0: another floor mixes
+    assert main(base + ["--steps", "2", "--floor", "1"]) == 2  # not the shipped floor (0.25): another floor mixes
     assert main(base + ["--steps", "3", "--overwrite"]) == 0
     assert json.loads((out / "predict_info.json").read_text())["steps"] == 3

@@ -75,7 +75,7 @@ def test_presets_are_zero_centred_and_saved_configs_without_the_key_are_legacy(t
         EgoPressDiffConfig.from_dict({"target_transform": "minus_two"})
 
 
-def test_the_shipped_model_uses_the_new_transform_constants_and_no_floor():
+def test_the_shipped_model_uses_the_new_transform_constants_and_no_floor_above_the_contact_threshold():
     """The re-shipped EgoPressDiff (generator-version-2 data) is zero-centred, per-vertex, with the
     measured EDM constants and no output floor above the field's 1 kPa contact threshold."""
     from egopressdiff.shipped import resolve_checkpoint
@@ -85,6 +85,29 @@ def test_the_shipped_model_uses_the_new_transform_constants_and_no_floor():
     assert model.config.target_transform == "zero_centered" and model.config.vertex_tokens == "per_vertex"
     assert model.config.edm["sigma_data"] == TINY_EDM["sigma_data"] and model.config.edm["p_mean"] == TINY_EDM["p_mean"]
     assert model.config.output_floor_kpa <= 1.0
+
+
+def test_the_shipped_sampling_defaults_are_the_recorded_validation_choice():
+    """The shipped model's sample_steps and output_floor_kpa are the ones its validation sweep chose
+    (benchmarks/sampling_steps.py --split val --floors ..., recorded in benchmarks/results), and the
+    model card says so."""
+    import json
+    from pathlib import Path
+
+    from egopressdiff.shipped import resolve_checkpoint
+    from egopressdiff.training.registry import load_model
+
+    rec = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+                      / "sampling-steps-floors-val-synthetic-egopressdiff-v2.json").read_text())
+    assert rec["split"] == "val" and len(rec["floors_kpa"]) > 1
+    best = max((r for r in rec["by_steps"] if r["samples"] == 1), key=lambda r: r["volumetric_iou"])
+    assert (best["steps"], best["floor_kpa"]) == (rec["chosen_steps"], rec["chosen_floor_kpa"])
+    folder = resolve_checkpoint("synthetic-egopressdiff")
+    model = load_model(folder)
+    assert model.config.sample_steps == rec["chosen_steps"]
+    assert model.config.output_floor_kpa == rec["chosen_floor_kpa"] <= 1.0
+    card = json.loads((Path(folder) / "model_card.json").read_text())["training"]
+    assert "validation" in card["sample_steps"]["how"] and "validation" in card["output_floor_kpa"]["how"]
 
 
 def test_sigma_data_is_the_rms_of_the_target_latents():

@@ -69,7 +69,7 @@ def check_evaluable(pred_root, reader, pairs) -> None:
         reader.require_pressure(participant, sequence)
 
 
-def _items(pred_root, reader, pairs):
+def _items(pred_root, reader, pairs, floor_kpa: float = 0.0):
     from egopressdiff.evaluation.predictions import (
         check_prediction_complete,
         prediction_path,
@@ -92,16 +92,23 @@ def _items(pred_root, reader, pairs):
                 area = _atlas.texel_area(verts, 224)
                 rows = _rows[start:start + CHUNK]
                 std = None if _pred.pressure_std_kpa is None else np.asarray(_pred.pressure_std_kpa[rows])
-                yield {"pred": np.asarray(_pred.pressure_kpa[rows]), "gt": gt, "area": area, "std": std}
+                pred = np.asarray(_pred.pressure_kpa[rows])
+                if floor_kpa > 0:
+                    pred = np.where(pred < floor_kpa, 0, pred)
+                yield {"pred": pred, "gt": gt, "area": area, "std": std}
 
         yield {"participant": participant, "sequence": sequence, "mask": mask, "chunks": chunks()}
 
 
-def evaluate_folder(pred_root, data_root, split: str | None = None, progress: bool = True) -> dict:
+def evaluate_folder(pred_root, data_root, split: str | None = None, progress: bool = True,
+                    floor_kpa: float = 0.0) -> dict:
+    """Metrics of a prediction folder against the dataset's ground truth. ``floor_kpa`` > 0 first sets
+    predicted values below it to 0, as a model's ``output_floor_kpa`` would have (to choose a floor on
+    saved raw predictions without predicting again)."""
     from egopressdiff.data.reader import EgoPressureReader
     from egopressdiff.evaluation.metrics import evaluate_predictions
 
     reader = EgoPressureReader(data_root)
     pairs = sequences_to_evaluate(pred_root, reader, split)
     check_evaluable(pred_root, reader, pairs)
-    return evaluate_predictions(_items(pred_root, reader, pairs), progress=progress)
+    return evaluate_predictions(_items(pred_root, reader, pairs, floor_kpa), progress=progress)
