@@ -118,7 +118,7 @@ def run_demo(output, participants: int = 1, sequences: int = 3, frames: int = 32
         used = steps if steps is not None else defaults[0]
         steps_note = (f"EgoPressDiff sampled with {used} steps"
                       + ("" if steps is None or [steps] == defaults else
-                         f" for speed (the model's default: {defaults[0]}; `egopressdiff demo --steps {defaults[0]}`)")
+                         f" for speed (the model's default: {defaults[0]}; egopressdiff demo --steps {defaults[0]} uses it)")
                       + ". ")
     notes = NOTES.format(seed=seed, models=", ".join(dict.fromkeys(n for _, n, _ in methods)),
                          steps_note=steps_note, total=timings["total_s"])
