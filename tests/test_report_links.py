@@ -27,7 +27,7 @@ class _Refs(HTMLParser):
         self.refs: list[str] = []
 
     def handle_starttag(self, tag, attrs):
-        self.refs += [v for k, v in attrs if k in ("src", "href") and v is not None]
+        self.refs += [v for k, v in attrs if k in ("src", "href", "poster") and v is not None]
 
 
 def references(index: Path) -> list[str]:
@@ -97,7 +97,14 @@ def test_render_folder_from_another_directory(elsewhere, tmp_path, make_sequence
     write_prediction(tmp_path / "work" / "pred", P, S, frames, np.ones((len(frames), 224, 224), np.float32))
     index = render_folder("../pred", "../data", "pics", progress=False)
     assert not index.is_absolute() and index.resolve() == (elsewhere / "pics" / "index.html")
-    assert_every_reference_opens(index, expected=5)  # video and 3D-hand picture, as above
+    # video (src, its poster, files link) and 3D-hand picture (href, src, files link)
+    assert_every_reference_opens(index, expected=6)
+    # the poster is one composed video frame (RGB crop | predicted | ground truth | error), at the 3D hand's frame
+    poster = next(r for r in references(index) if r.endswith("_poster.png"))
+    from PIL import Image
+
+    img = np.asarray(Image.open(index.parent / unquote(poster)))
+    assert img.ndim == 3 and img.shape[1] > 3 * img.shape[0] and img.std() > 0
 
 
 @pytest.mark.slow
@@ -109,5 +116,5 @@ def test_demo_report_opens_from_a_relative_output(elsewhere):
                  "--no-progress"]) == 0
     index = elsewhere / "demo-output" / "index.html"
     # 5 rows (the 4 shipped methods on the annotated mesh, EgoPressDiff on the estimated mesh) x 2 rendered
-    # sequences, each a video (2 references) and a 3D-hand picture (3)
-    assert_every_reference_opens(index, expected=5 * 2 * 5)
+    # sequences, each a video (3 references: src, poster, files link) and a 3D-hand picture (3)
+    assert_every_reference_opens(index, expected=5 * 2 * 6)

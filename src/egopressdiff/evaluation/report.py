@@ -105,10 +105,11 @@ def _gesture_tables(tables: Mapping[str, dict]) -> str:
     return "\n".join(out)
 
 
-def _media(path, out_dir: Path, alt: str) -> str:
+def _media(path, out_dir: Path, alt: str, poster=None) -> str:
     src = _rel(path, out_dir)
     if str(path).lower().endswith((".mp4", ".webm")):
-        return f'<video src="{src}" controls loop muted playsinline preload="metadata"></video>'
+        shown = f' poster="{_rel(poster, out_dir)}"' if poster else ""
+        return f'<video src="{src}"{shown} controls loop muted playsinline preload="metadata"></video>'
     return f'<a href="{src}"><img src="{src}" alt="{html.escape(alt)}" loading="lazy"></a>'
 
 
@@ -119,9 +120,11 @@ def _items(items: Sequence[Mapping], out_dir: Path) -> str:
     blocks = []
     for it in items:
         title = " / ".join(html.escape(str(it[k])) for k in ("method", "sequence") if it.get(k))
-        media = "".join(_media(it[k], out_dir, f"{k} {it.get('sequence', '')}") for k in _MEDIA_KEYS if it.get(k))
+        media = "".join(_media(it[k], out_dir, f"{k} {it.get('sequence', '')}",
+                               poster=it.get("poster") if k == "video" else None)
+                        for k in _MEDIA_KEYS if it.get(k))
         extra = [f"{html.escape(k)}: {html.escape(str(v))}" for k, v in it.items()
-                 if k not in (*_MEDIA_KEYS, "method", "sequence") and v is not None]
+                 if k not in (*_MEDIA_KEYS, "poster", "method", "sequence") and v is not None]
         links = "".join(f' <a href="{_rel(it[k], out_dir)}">{k}</a>' for k in _MEDIA_KEYS if it.get(k))
         blocks.append(f'<div class="item"><b>{title}</b>{media}'
                       f'<div class="caption">{"<br>".join(extra)}{("<br>files:" + links) if links else ""}</div></div>')
@@ -135,7 +138,7 @@ def write_report(out_dir, title: str, metrics_tables: Mapping[str, dict], items:
     ``metrics_tables``: method name -> result dict of
     :func:`~egopressdiff.evaluation.metrics.evaluate_predictions` (one comparison row
     each; per-gesture tables from their ``per_gesture``). ``items``: dicts with
-    ``sequence`` and optionally ``method``, ``video``, ``hand_image``, ``image``,
+    ``sequence`` and optionally ``method``, ``video`` (with ``poster``, the picture shown before it plays), ``hand_image``, ``image``,
     ``thumbnail`` (paths, absolute or relative to the current directory; each is
     linked relative to ``index.html``) and any other
     key/value shown as a caption. ``notes``: free text shown verbatim.

@@ -49,6 +49,11 @@ def render_sequence(reader, pred, participant: str, sequence: str, out_dir: Path
     seq_dir = out_dir / participant
     seq_dir.mkdir(parents=True, exist_ok=True)
 
+    # the frame of the largest ground-truth (or predicted) total pressure: the 3D hand and the video's
+    # poster show it, so the report shows contact before anyone presses play (frame 0 is often empty)
+    peak = int(np.argmax(gt.sum(axis=(1, 2)) + 1e-6 * pr.sum(axis=(1, 2))))
+    poster = {}
+
     def panels():
         for start in range(0, len(frames), 16):  # stream crops in chunks: flat memory
             fr = frames[start:start + 16]
@@ -60,12 +65,14 @@ def render_sequence(reader, pred, participant: str, sequence: str, out_dir: Path
                     crop_cache[key] = rgb
             for k, f in enumerate(fr):
                 i = start + k
-                yield compose_frame(rgb[k], pr[i], gt[i], vmax=vmax, mask=mask,
-                                    caption=f"{sequence}  frame {int(f)}")
+                panel = compose_frame(rgb[k], pr[i], gt[i], vmax=vmax, mask=mask,
+                                      caption=f"{sequence}  frame {int(f)}")
+                if i == peak:
+                    poster["frame"] = panel
+                yield panel
 
     video = write_video(panels(), seq_dir / f"{sequence}.mp4", fps=fps)
-    # 3D hand at the frame of the largest ground-truth (or predicted) total pressure
-    peak = int(np.argmax(gt.sum(axis=(1, 2)) + 1e-6 * pr.sum(axis=(1, 2))))
+    poster_path = save_png(poster["frame"], seq_dir / f"{sequence}_poster.png")
     ann = reader.load_annotation(participant, sequence, int(frames[peak]))
     hand_pred = render_pressure_on_hand(ann.vertices, atlas.faces, atlas, pr[peak], vmax=vmax)
     hand_gt = render_pressure_on_hand(ann.vertices, atlas.faces, atlas, gt[peak], vmax=vmax)
@@ -73,7 +80,7 @@ def render_sequence(reader, pred, participant: str, sequence: str, out_dir: Path
     hand_path = save_png(hand, seq_dir / f"{sequence}_hand.png")
     # absolute: the report links them relative to its own folder, whatever the working directory
     return {"sequence": f"{participant}/{sequence}", "method": method, "video": str(video.resolve()),
-            "hand_image": str(hand_path.resolve()),
+            "poster": str(poster_path.resolve()), "hand_image": str(hand_path.resolve()),
             "note": f"3D hand at frame {int(frames[peak])}: predicted (left) | ground truth (right); scale 0-{vmax:.0f} kPa"}
 
 
