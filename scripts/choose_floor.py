@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -23,30 +21,22 @@ def main(argv=None) -> int:
     ap.add_argument("--floors", type=float, nargs="+", default=[0, 0.5, 1, 1.5, 2, 3, 4])
     ap.add_argument("--best-to", metavar="FILE", help="also write the chosen floor (a number) to FILE")
     args = ap.parse_args(argv)
-    from egopressdiff.data.reader import EgoPressureReader
-    from egopressdiff.evaluation.metrics import evaluate_predictions
-    from egopressdiff.evaluation.predictions import (
-        check_prediction_complete,
-        prediction_path,
-        read_prediction,
-    )
-    from egopressdiff.evaluation.run import sequences_to_evaluate
+    import sys
 
-    reader = EgoPressureReader(args.data)
-    pairs = sequences_to_evaluate(args.pred, reader)
-    cache = []
-    for p, s in pairs:
-        pred = read_prediction(prediction_path(args.pred, p, s))
-        frames = reader.annotated_frames(p, s)
-        rows = check_prediction_complete(pred, frames)
-        gt = np.stack([reader.load_pressure(p, s, int(f)) for f in frames])
-        cache.append((p, s, reader.atlas(p, s).mask(224), np.asarray(pred.pressure_kpa[rows]), gt))
+    from egopressdiff.errors import EgoPressDiffError
+    from egopressdiff.evaluation.run import evaluate_folder
+
+    if any(not f >= 0 for f in args.floors):
+        ap.error("--floors must be >= 0 kPa")
+    # the same evaluation as `egopressdiff evaluate`, with each floor applied to the saved raw predictions
     print("floor_kpa  contact_iou  volumetric_iou  mae_kpa  temporal_acc  false_contact")
     best = None
     for fl in args.floors:
-        items = [{"participant": p, "sequence": s, "mask": m, "pred": np.where(x < fl, 0, x), "gt": g}
-                 for p, s, m, x, g in cache]
-        r = evaluate_predictions(items)
+        try:
+            r = evaluate_folder(args.pred, args.data, progress=False, floor_kpa=fl)
+        except EgoPressDiffError as e:
+            print(f"choose_floor: error: {e.one_line()}", file=sys.stderr)
+            return 2
         fc = r["false_contact_rate"]
         print(f"{fl:9.2f}  {r['contact_iou']:11.4f}  {r['volumetric_iou']:14.4f}  {r['mae_kpa']:7.4f}  "
               f"{r['temporal_accuracy']:12.4f}  {'-' if fc is None else f'{fc:.4f}'}")

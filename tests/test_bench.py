@@ -406,3 +406,33 @@ def test_temporal_errors_tool_splits_the_disagreeing_frames(synth_root, tmp_path
     assert r["false_contact_beside_touch_gt_zero"] == int(before_gt_max == 0)
     assert abs(r["false_contact_beside_touch_median_pred_max_kpa"] - before_pred_max) < 1e-4
     assert abs(r["temporal_accuracy"] - (total - 3) / total) < 1e-9
+
+
+def test_choose_floor_applies_each_floor_to_saved_predictions_and_writes_the_best(fake_root, tmp_path, capsys):
+    """scripts/choose_floor.py: a prediction that is the truth plus a faint residue everywhere scores best
+    with a floor just above the residue; the choice is written; a missing folder is one line, exit 2."""
+    import importlib.util
+    from pathlib import Path
+
+    from egopressdiff.data.reader import EgoPressureReader
+    from egopressdiff.evaluation.predictions import write_prediction
+
+    spec = importlib.util.spec_from_file_location(
+        "choose_floor", Path(__file__).resolve().parents[1] / "scripts" / "choose_floor.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    reader = EgoPressureReader(fake_root)
+    p, s = "p_002", "p_002_pinch-zoom_5x_right"
+    frames = reader.predictable_frames(p, s)
+    gt = np.stack([reader.load_pressure(p, s, int(f)) for f in frames]).astype(np.float32)
+    assert gt.max() > 1.0 and (gt == 0).mean() > 0.5  # contact and an empty background to put residue on
+    write_prediction(tmp_path / "pred", p, s, frames, gt + np.float32(0.3))
+    best = tmp_path / "best.txt"
+    assert mod.main([str(tmp_path / "pred"), str(fake_root), "--floors", "0", "0.5", "1e6",
+                     "--best-to", str(best)]) == 0
+    assert float(best.read_text()) == 0.5
+    lines = capsys.readouterr().out.splitlines()
+    vol = {float(ln.split()[0]): float(ln.split()[2]) for ln in lines[1:4]}
+    assert vol[0.5] > 0.95 and vol[0.5] > vol[0.0] + 0.05 and vol[1e6] == 0.0
+    assert mod.main([str(tmp_path / "nothing"), str(fake_root)]) == 2
+    assert "choose_floor: error:" in capsys.readouterr().err
