@@ -11,6 +11,7 @@ used here.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -21,8 +22,6 @@ def main(argv=None) -> int:
     ap.add_argument("--floors", type=float, nargs="+", default=[0, 0.5, 1, 1.5, 2, 3, 4])
     ap.add_argument("--best-to", metavar="FILE", help="also write the chosen floor (a number) to FILE")
     args = ap.parse_args(argv)
-    import sys
-
     from egopressdiff.errors import EgoPressDiffError
     from egopressdiff.evaluation.run import evaluate_folder
 

@@ -99,7 +99,7 @@ sys.exit(d.get("floors_kpa", [0.0]) != sorted(float(x) for x in sys.argv[2:]))' 
 floor_for() {  # track, run name, steps -> the floor to use (FLOOR, or chosen on validation with FLOOR=choose)
   if [ "$FLOOR" != choose ]; then echo "$FLOOR"; return; fi
   if [ "$STEPS" = choose ]; then  # chosen with the steps: the model's one default, on both tracks
-    sweep_val "$2"
+    sweep_val "$2" >/dev/null
     $PY -c 'import json, sys; print("%g" % json.load(open(sys.argv[1]))["chosen_floor_kpa"])' "$W/sampling-steps-val-$2.json"
     return
   fi

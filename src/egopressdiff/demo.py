@@ -112,20 +112,23 @@ def run_demo(output, participants: int = 1, sequences: int = 3, frames: int = 32
             items.append(render_sequence(reader, pred, p, s, out / "render" / name, method=label, crop_cache=crops))
     timings["render_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
-    defaults = sorted({m.config.sample_steps for m in models.values() if hasattr(m.config, "sample_steps")})
-    steps_note = ""
-    if defaults:
-        used = steps if steps is not None else defaults[0]
-        steps_note = (f"EgoPressDiff sampled with {used} steps"
-                      + ("" if steps is None or [steps] == defaults else
-                         f" for speed (the model's default: {defaults[0]}; egopressdiff demo --steps {defaults[0]} uses it)")
-                      + ". ")
     notes = NOTES.format(seed=seed, models=", ".join(dict.fromkeys(n for _, n, _ in methods)),
-                         steps_note=steps_note, total=timings["total_s"])
+                         steps_note=_steps_note(models.values(), steps), total=timings["total_s"])
     index = write_report(out, "egopressdiff demo", results, items, notes=notes)
     atomic_write_text(out / "timings.json", json.dumps({k: round(v, 2) for k, v in timings.items()}, indent=2))
     log(f"report: {index.resolve()}  ({timings['total_s']:.0f} s)")
     return {"index": index, "results": results, "timings": timings}
+
+
+def _steps_note(models, steps: int | None) -> str:
+    """The report's line on EgoPressDiff's sampling steps, and the model's default when the demo used others."""
+    default = next((m.config.sample_steps for m in models if hasattr(m.config, "sample_steps")), None)
+    if default is None:
+        return ""
+    if steps is None or steps == default:
+        return f"EgoPressDiff sampled with {default} steps. "
+    return (f"EgoPressDiff sampled with {steps} steps for speed (the model's default: {default}; "
+            f"egopressdiff demo --steps {default} uses it). ")
 
 
 def _pick_render_sequences(reader, pairs, k):

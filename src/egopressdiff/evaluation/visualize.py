@@ -52,7 +52,7 @@ def render_sequence(reader, pred, participant: str, sequence: str, out_dir: Path
     # the frame of the largest ground-truth (or predicted) total pressure: the 3D hand and the video's
     # poster show it, so the report shows contact before anyone presses play (frame 0 is often empty)
     peak = int(np.argmax(gt.sum(axis=(1, 2)) + 1e-6 * pr.sum(axis=(1, 2))))
-    poster = {}
+    poster_path = seq_dir / f"{sequence}_poster.png"
 
     def panels():
         for start in range(0, len(frames), 16):  # stream crops in chunks: flat memory
@@ -68,11 +68,10 @@ def render_sequence(reader, pred, participant: str, sequence: str, out_dir: Path
                 panel = compose_frame(rgb[k], pr[i], gt[i], vmax=vmax, mask=mask,
                                       caption=f"{sequence}  frame {int(f)}")
                 if i == peak:
-                    poster["frame"] = panel
+                    save_png(panel, poster_path)
                 yield panel
 
     video = write_video(panels(), seq_dir / f"{sequence}.mp4", fps=fps)
-    poster_path = save_png(poster["frame"], seq_dir / f"{sequence}_poster.png")
     ann = reader.load_annotation(participant, sequence, int(frames[peak]))
     hand_pred = render_pressure_on_hand(ann.vertices, atlas.faces, atlas, pr[peak], vmax=vmax)
     hand_gt = render_pressure_on_hand(ann.vertices, atlas.faces, atlas, gt[peak], vmax=vmax)
