@@ -81,7 +81,8 @@ def main(argv=None) -> int:
     from egopressdiff.errors import EgoPressDiffError
 
     rows = {}
-    print(f"{'prediction':40s} {'frames':>6s} {'temporal':>8s} {'FC beside':>9s} {'FC other':>8s} "
+    w = max(len("prediction"), *(len(r) for r in args.pred))  # whole names: they differ at the end
+    print(f"{'prediction':{w}s} {'frames':>6s} {'temporal':>8s} {'FC beside':>9s} {'FC other':>8s} "
           f"{'missed':>6s} {'missed GT max kPa':>17s}")
     for root in args.pred:
         try:
@@ -91,7 +92,7 @@ def main(argv=None) -> int:
             return 2
         rows[root] = r
         m = r["missed_contact_median_gt_max_kpa"]
-        print(f"{root[-40:]:40s} {r['frames']:6d} {r['temporal_accuracy']:8.3f} {r['false_contact_beside_touch']:9d} "
+        print(f"{root:{w}s} {r['frames']:6d} {r['temporal_accuracy']:8.3f} {r['false_contact_beside_touch']:9d} "
               f"{r['false_contact_other']:8d} {r['missed_contact']:6d} {'-' if m is None else f'{m:.1f}':>17s}")
     if args.json:
         with open(args.json, "w") as f:
