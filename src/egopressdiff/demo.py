@@ -10,7 +10,9 @@ comparison table and pictures.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from egopressdiff.errors import CheckpointError, EgoPressDiffError
@@ -42,15 +44,10 @@ def _folder(name: str, mesh: str) -> str:
 DEMO_SEED = 20261122  # differs from every seed the shipped models were trained on
 
 
-def run_demo(output, participants: int = 1, sequences: int = 3, frames: int = 32, seed: int = DEMO_SEED,
+def run_demo(output, participants: int = 1, sequences: int = 3, frames: int = 24, seed: int = DEMO_SEED,
              steps: int | None = DEMO_STEPS, samples: int = 1, render_sequences: int = 2, overwrite: bool = False,
              progress: bool = True, log=print) -> dict:
     from egopressdiff.data.synth import generate_dataset
-    from egopressdiff.evaluation.metrics import format_comparison_table, metrics_to_json
-    from egopressdiff.evaluation.report import write_report
-    from egopressdiff.evaluation.run import evaluate_folder
-    from egopressdiff.evaluation.visualize import render_sequence
-    from egopressdiff.inference import PredictOptions, predict_dataset, select_sequences
     from egopressdiff.shipped import resolve_checkpoint, shipped_models
     from egopressdiff.training.registry import load_model
 
@@ -66,27 +63,49 @@ def run_demo(output, participants: int = 1, sequences: int = 3, frames: int = 32
     timings = {}
     t0 = time.perf_counter()
     data = out / "data"
-    log(f"[1/4] synthesising a fresh test set ({participants} participant(s) x {sequences} sequences x {frames} frames)")
+    log(f"[1/4] synthesising a fresh test set ({participants} participant(s) x {sequences} sequences x {frames} frames)"
+        " and loading the shipped models")
     from egopressdiff.fsutil import atomic_dir
 
-    # built under a temporary name and renamed when complete: a re-run never reuses half a dataset
-    with atomic_dir(data, overwrite=True) as tmp:
-        generate_dataset(tmp, participants=participants, sequences=sequences, frames=frames, seed=seed,
-                         progress=progress)
-    timings["synth_s"] = time.perf_counter() - t0
+    models = {}
+    # built under a temporary name and renamed when complete: a re-run never reuses half a dataset.
+    # The synthesis runs in a child process while this one imports and loads the shipped models (about
+    # 10 s of diffusers / transformers imports on 2 cores), so the two overlap instead of adding up; a
+    # thread would not help, both halves hold the GIL most of the time.
+    # The same child later renders half of the videos beside this process.
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        with atomic_dir(data, overwrite=True) as tmp:
+            synth = pool.submit(generate_dataset, tmp, participants=participants, sequences=sequences,
+                                frames=frames, seed=seed, progress=progress)
+            for _, name, _ in methods:
+                if name not in models:
+                    models[name] = load_model(resolve_checkpoint(name))
+            synth.result()
+        timings["synth_and_load_s"] = time.perf_counter() - t0
+        pool.submit(_import_render_code)  # the child imports while this process predicts
+        return _predict_and_report(out, data, methods, models, pool, steps=steps, samples=samples,
+                                   render_sequences=render_sequences, seed=seed, progress=progress, log=log,
+                                   timings=timings, t0=t0)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
+
+def _predict_and_report(out, data, methods, models, pool, *, steps, samples, render_sequences, seed, progress,
+                        log, timings, t0) -> dict:
     from egopressdiff.data.reader import EgoPressureReader
+    from egopressdiff.evaluation.metrics import format_comparison_table, metrics_to_json
+    from egopressdiff.evaluation.report import write_report
+    from egopressdiff.evaluation.run import evaluate_folder
+    from egopressdiff.inference import PredictOptions, predict_dataset, select_sequences
 
     reader = EgoPressureReader(data)
     pairs = select_sequences(reader, split="all")
     results, preds = {}, {}
-    models = {}
     inputs = {}  # model inputs built once for all models that need the same ones (input_cache)
     for i, (label, name, mesh) in enumerate(methods, 1):
         t = time.perf_counter()
         log(f"[2/4] predicting with {name}, {mesh} mesh ({i}/{len(methods)})")
-        if name not in models:
-            models[name] = load_model(resolve_checkpoint(name))
         folder = _folder(name, mesh)
         pred_dir = out / "predictions" / folder
         predict_dataset(models[name], data, pred_dir, pairs=pairs,
@@ -101,15 +120,16 @@ def run_demo(output, participants: int = 1, sequences: int = 3, frames: int = 32
 
     log("[4/4] rendering")
     t = time.perf_counter()
-    from egopressdiff.evaluation.predictions import prediction_path, read_prediction
-
-    items = []
     chosen = _pick_render_sequences(reader, pairs, render_sequences)
-    crops = {}  # every method's video shows the same RGB crops: cut them once
-    for label, (name, pred_dir) in preds.items():
-        for p, s in chosen:
-            pred = read_prediction(prediction_path(pred_dir, p, s))
-            items.append(render_sequence(reader, pred, p, s, out / "render" / name, method=label, crop_cache=crops))
+    jobs = [(label, name, str(pred_dir), p, s) for label, (name, pred_dir) in preds.items() for p, s in chosen]
+    # split by sequence, so that each process cuts a sequence's RGB crops once for every method
+    theirs = [j for j in jobs if (j[3], j[4]) == chosen[0]] if len(chosen) > 1 else []
+    mine = [j for j in jobs if j not in theirs]
+    future = pool.submit(render_items, str(data), str(out / "render"), theirs) if theirs else None
+    done = dict(zip(mine, render_items(data, out / "render", mine, reader=reader)))
+    if future is not None:
+        done.update(zip(theirs, future.result()))
+    items = [done[j] for j in jobs]
     timings["render_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     notes = NOTES.format(seed=seed, models=", ".join(dict.fromkeys(n for _, n, _ in methods)),
@@ -118,6 +138,27 @@ def run_demo(output, participants: int = 1, sequences: int = 3, frames: int = 32
     atomic_write_text(out / "timings.json", json.dumps({k: round(v, 2) for k, v in timings.items()}, indent=2))
     log(f"report: {index.resolve()}  ({timings['total_s']:.0f} s)")
     return {"index": index, "results": results, "timings": timings}
+
+
+def render_items(data, render_root, jobs, reader=None) -> list[dict]:
+    """Render (label, model name, prediction folder, participant, sequence) jobs; the report items in order."""
+    from egopressdiff.data.reader import EgoPressureReader
+    from egopressdiff.evaluation.predictions import prediction_path, read_prediction
+    from egopressdiff.evaluation.visualize import render_sequence
+
+    reader = reader or EgoPressureReader(data)
+    crops = {}  # every method's video shows the same RGB crops: cut them once
+    items = []
+    for label, name, pred_dir, p, s in jobs:
+        pred = read_prediction(prediction_path(Path(pred_dir), p, s))
+        items.append(render_sequence(reader, pred, p, s, Path(render_root) / name, method=label, crop_cache=crops))
+    return items
+
+
+def _import_render_code() -> None:
+    import egopressdiff.evaluation.render  # noqa: F401
+    import egopressdiff.evaluation.visualize  # noqa: F401
+    from egopressdiff.data.clips import build_inputs  # noqa: F401
 
 
 def _steps_note(models, steps: int | None) -> str:

@@ -360,5 +360,6 @@ def save_png(img: np.ndarray, path) -> Path:
     """Write a uint8 RGB image as PNG atomically."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        Image.fromarray(_to_uint8_rgb(img)).save(tmp, format="PNG")
+        # zlib level 1: ~5x faster than the default 6 for a slightly larger file (the demo writes dozens)
+        Image.fromarray(_to_uint8_rgb(img)).save(tmp, format="PNG", compress_level=1)
     return path
