@@ -44,7 +44,7 @@ def _folder(name: str, mesh: str) -> str:
 DEMO_SEED = 20261122  # differs from every seed the shipped models were trained on
 
 
-def run_demo(output, participants: int = 1, sequences: int = 3, frames: int = 24, seed: int = DEMO_SEED,
+def run_demo(output, participants: int = 1, sequences: int = 3, frames: int = 16, seed: int = DEMO_SEED,
              steps: int | None = DEMO_STEPS, samples: int = 1, render_sequences: int = 2, overwrite: bool = False,
              progress: bool = True, log=print) -> dict:
     from egopressdiff.data.synth import generate_dataset
