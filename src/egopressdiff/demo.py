@@ -47,9 +47,7 @@ DEMO_SEED = 20261122  # differs from every seed the shipped models were trained 
 def run_demo(output, participants: int = 1, sequences: int = 3, frames: int = 16, seed: int = DEMO_SEED,
              steps: int | None = DEMO_STEPS, samples: int = 1, render_sequences: int = 2, overwrite: bool = False,
              progress: bool = True, log=print) -> dict:
-    from egopressdiff.data.synth import generate_dataset
-    from egopressdiff.shipped import resolve_checkpoint, shipped_models
-    from egopressdiff.training.registry import load_model
+    from egopressdiff.shipped import shipped_models
 
     out = Path(output)
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -65,72 +63,50 @@ def run_demo(output, participants: int = 1, sequences: int = 3, frames: int = 16
     data = out / "data"
     log(f"[1/4] synthesising a fresh test set ({participants} participant(s) x {sequences} sequences x {frames} frames)"
         " and loading the shipped models")
-    from egopressdiff.fsutil import atomic_dir
-
-    models = {}
-    # built under a temporary name and renamed when complete: a re-run never reuses half a dataset.
-    # The synthesis runs in a child process while this one imports and loads the shipped models (about
-    # 10 s of diffusers / transformers imports on 2 cores), so the two overlap instead of adding up; a
-    # thread would not help, both halves hold the GIL most of the time.
-    # The same child later renders half of the videos beside this process.
+    # One spawned child process works beside this one: it synthesises the data while this process
+    # imports and loads the shipped models (about 10 s of diffusers / transformers imports on 2 cores),
+    # and later renders half of the videos. A thread would not help: both halves hold the GIL.
     pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
     try:
-        with atomic_dir(data, overwrite=True) as tmp:
-            synth = pool.submit(generate_dataset, tmp, participants=participants, sequences=sequences,
-                                frames=frames, seed=seed, progress=progress)
-            for _, name, _ in methods:
-                if name not in models:
-                    models[name] = load_model(resolve_checkpoint(name))
-            synth.result()
+        models = _synthesise_and_load(pool, data, methods, participants=participants, sequences=sequences,
+                                      frames=frames, seed=seed, progress=progress)
         timings["synth_and_load_s"] = time.perf_counter() - t0
-        pool.submit(_import_render_code)  # the child imports while this process predicts
-        return _predict_and_report(out, data, methods, models, pool, steps=steps, samples=samples,
-                                   render_sequences=render_sequences, seed=seed, progress=progress, log=log,
-                                   timings=timings, t0=t0)
+
+        from egopressdiff.data.reader import EgoPressureReader
+        from egopressdiff.evaluation.metrics import format_comparison_table, metrics_to_json
+        from egopressdiff.evaluation.run import evaluate_folder
+        from egopressdiff.inference import PredictOptions, predict_dataset, select_sequences
+
+        reader = EgoPressureReader(data)
+        pairs = select_sequences(reader, split="all")
+        results, preds = {}, {}
+        inputs = {}  # model inputs built once for all models that need the same ones (input_cache)
+        for i, (label, name, mesh) in enumerate(methods, 1):
+            t = time.perf_counter()
+            log(f"[2/4] predicting with {name}, {mesh} mesh ({i}/{len(methods)})")
+            folder = _folder(name, mesh)
+            pred_dir = out / "predictions" / folder
+            predict_dataset(models[name], data, pred_dir, pairs=pairs,
+                            options=PredictOptions(steps=steps, samples=samples, mesh=mesh, overwrite=True,
+                                                   progress=progress), input_cache=inputs)
+            timings[f"predict_{folder}_s"] = time.perf_counter() - t
+            results[label] = evaluate_folder(pred_dir, data, progress=False)
+            preds[label] = (folder, pred_dir)
+        log("[3/4] evaluated:")
+        log(format_comparison_table(results))
+        atomic_write_text(out / "metrics.json", metrics_to_json(results))
+
+        log("[4/4] rendering")
+        t = time.perf_counter()
+        chosen = _pick_render_sequences(reader, pairs, render_sequences)
+        jobs = [(label, name, pred_dir, p, s) for label, (name, pred_dir) in preds.items() for p, s in chosen]
+        items = _render_in_two_processes(pool, reader, data, out / "render", jobs, chosen)
+        timings["render_s"] = time.perf_counter() - t
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
-
-def _predict_and_report(out, data, methods, models, pool, *, steps, samples, render_sequences, seed, progress,
-                        log, timings, t0) -> dict:
-    from egopressdiff.data.reader import EgoPressureReader
-    from egopressdiff.evaluation.metrics import format_comparison_table, metrics_to_json
     from egopressdiff.evaluation.report import write_report
-    from egopressdiff.evaluation.run import evaluate_folder
-    from egopressdiff.inference import PredictOptions, predict_dataset, select_sequences
 
-    reader = EgoPressureReader(data)
-    pairs = select_sequences(reader, split="all")
-    results, preds = {}, {}
-    inputs = {}  # model inputs built once for all models that need the same ones (input_cache)
-    for i, (label, name, mesh) in enumerate(methods, 1):
-        t = time.perf_counter()
-        log(f"[2/4] predicting with {name}, {mesh} mesh ({i}/{len(methods)})")
-        folder = _folder(name, mesh)
-        pred_dir = out / "predictions" / folder
-        predict_dataset(models[name], data, pred_dir, pairs=pairs,
-                        options=PredictOptions(steps=steps, samples=samples, mesh=mesh, overwrite=True,
-                                               progress=progress), input_cache=inputs)
-        timings[f"predict_{folder}_s"] = time.perf_counter() - t
-        results[label] = evaluate_folder(pred_dir, data, progress=False)
-        preds[label] = (folder, pred_dir)
-    log("[3/4] evaluated:")
-    log(format_comparison_table(results))
-    atomic_write_text(out / "metrics.json", metrics_to_json(results))
-
-    log("[4/4] rendering")
-    t = time.perf_counter()
-    chosen = _pick_render_sequences(reader, pairs, render_sequences)
-    jobs = [(label, name, str(pred_dir), p, s) for label, (name, pred_dir) in preds.items() for p, s in chosen]
-    # split by sequence, so that each process cuts a sequence's RGB crops once for every method
-    theirs = [j for j in jobs if (j[3], j[4]) == chosen[0]] if len(chosen) > 1 else []
-    mine = [j for j in jobs if j not in theirs]
-    future = pool.submit(render_items, str(data), str(out / "render"), theirs) if theirs else None
-    done = dict(zip(mine, render_items(data, out / "render", mine, reader=reader)))
-    if future is not None:
-        done.update(zip(theirs, future.result()))
-    items = [done[j] for j in jobs]
-    timings["render_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     notes = NOTES.format(seed=seed, models=", ".join(dict.fromkeys(n for _, n, _ in methods)),
                          steps_note=_steps_note(models.values(), steps), total=timings["total_s"])
@@ -140,8 +116,40 @@ def _predict_and_report(out, data, methods, models, pool, *, steps, samples, ren
     return {"index": index, "results": results, "timings": timings}
 
 
-def render_items(data, render_root, jobs, reader=None) -> list[dict]:
-    """Render (label, model name, prediction folder, participant, sequence) jobs; the report items in order."""
+def _synthesise_and_load(pool, data, methods, *, participants, sequences, frames, seed, progress) -> dict:
+    """The fresh test set (in the child) and the shipped models (here), at the same time; name -> model."""
+    from egopressdiff.data.synth import generate_dataset
+    from egopressdiff.fsutil import atomic_dir
+    from egopressdiff.shipped import resolve_checkpoint
+    from egopressdiff.training.registry import load_model
+
+    models = {}
+    # built under a temporary name and renamed when complete: a re-run never reuses half a dataset
+    with atomic_dir(data, overwrite=True) as tmp:
+        synth = pool.submit(generate_dataset, tmp, participants=participants, sequences=sequences,
+                            frames=frames, seed=seed, progress=progress)
+        for _, name, _ in methods:
+            if name not in models:
+                models[name] = load_model(resolve_checkpoint(name))
+        synth.result()
+    pool.submit(_import_render_code)  # the child imports the render code while this process predicts
+    return models
+
+
+def _render_in_two_processes(pool, reader, data, render_root, jobs, chosen) -> list[dict]:
+    """The report items of ``jobs`` in order; the child renders the first chosen sequence, this process the rest
+    (split by sequence, so that each process cuts a sequence's RGB crops once for every method)."""
+    theirs = [j for j in jobs if (j[3], j[4]) == tuple(chosen[0])] if len(chosen) > 1 else []
+    mine = [j for j in jobs if j not in theirs]
+    future = pool.submit(_render_items, data, render_root, theirs) if theirs else None
+    done = dict(zip(mine, _render_items(data, render_root, mine, reader=reader)))
+    if future is not None:
+        done.update(zip(theirs, future.result()))
+    return [done[j] for j in jobs]
+
+
+def _render_items(data, render_root, jobs, reader=None) -> list[dict]:
+    """Render (label, model name, prediction folder, participant, sequence) jobs; their report items in order."""
     from egopressdiff.data.reader import EgoPressureReader
     from egopressdiff.evaluation.predictions import prediction_path, read_prediction
     from egopressdiff.evaluation.visualize import render_sequence
@@ -150,8 +158,8 @@ def render_items(data, render_root, jobs, reader=None) -> list[dict]:
     crops = {}  # every method's video shows the same RGB crops: cut them once
     items = []
     for label, name, pred_dir, p, s in jobs:
-        pred = read_prediction(prediction_path(Path(pred_dir), p, s))
-        items.append(render_sequence(reader, pred, p, s, Path(render_root) / name, method=label, crop_cache=crops))
+        pred = read_prediction(prediction_path(pred_dir, p, s))
+        items.append(render_sequence(reader, pred, p, s, render_root / name, method=label, crop_cache=crops))
     return items
 
 

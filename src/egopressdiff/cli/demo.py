@@ -11,7 +11,8 @@ with the comparison table. No download, no GPU needed."""
 def add_arguments(p):
     p.add_argument("--output", default="demo-output", help="output folder (default: ./demo-output)")
     p.add_argument("--sequences", type=int, default=3, help="synthetic sequences (default 3)")
-    p.add_argument("--frames", type=int, default=16, help="frames per sequence (default 16: one EgoPressDiff window; more for longer videos)")
+    p.add_argument("--frames", type=int, default=16,
+                   help="frames per sequence (default 16: one EgoPressDiff window; more for longer videos)")
     p.add_argument("--steps", type=int, default=3,
                    help="sampling steps for EgoPressDiff (default 3, for speed: the shipped model's own default is "
                         "6; the report says which were used)")
