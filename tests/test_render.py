@@ -111,6 +111,12 @@ def test_compose_frame_layout():
     tile_y, gt_x, pred_x = 6 + 22, 6 + 2 * (224 + 6), 6 + 224 + 6
     assert luminance(panel[tile_y + 65, gt_x + 65]) > luminance(panel[tile_y + 65, pred_x + 65]) + 30
     assert (panel[tile_y + 5, gt_x + 5] == render.OUTSIDE_GREY).all()
+    # the caption names both peaks (text right of "frame 1"); without show_peaks that strip is blank
+    plain = compose_frame(np.zeros((3, 64, 64)), pred, gt, vmax=10, mask=mask, caption="frame 1",
+                          show_peaks=False)
+    peaks = compose_frame(np.zeros((3, 64, 64)), pred, gt, vmax=10, mask=mask, caption="frame 1")
+    strip = np.s_[tile_y + 224:, 120:]
+    assert (plain[strip] == plain[strip][0, 0]).all() and (peaks[strip] != plain[strip]).any()
 
 
 def test_write_video_mp4_roundtrip(tmp_path):

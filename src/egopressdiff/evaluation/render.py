@@ -242,12 +242,14 @@ def _to_uint8_rgb(img) -> np.ndarray:
 
 def compose_frame(rgb_crop, pred_kpa, gt_kpa, vmax: float | None = None, mask=None, tile: int = 224,
                   caption: str | None = None, titles=("RGB crop", "Predicted", "Ground truth", "|Error|"),
-                  cmap: str = CMAP) -> np.ndarray:
+                  cmap: str = CMAP, show_peaks: bool = True) -> np.ndarray:
     """Panel ``RGB crop | predicted UV map | ground-truth UV map | |error|`` with a kPa colour bar.
 
     ``rgb_crop``: (H, W, 3) uint8 / float in [0, 1], or (3, H, W) as in the clip batch, or ``None``.
     The prediction is masked by ``mask`` (grey outside); all maps share one scale ``vmax``
-    (default: the larger of the two maps' maxima, >= 1 kPa). Returns uint8 RGB, sides multiples of 16.
+    (default: the larger of the two maps' maxima, >= 1 kPa). With ``show_peaks`` the caption also
+    names each map's peak in kPa: on the shared scale a much weaker prediction looks black, and the
+    number tells the viewer it is weak rather than missing. Returns uint8 RGB, sides multiples of 16.
     """
     pred = np.asarray(pred_kpa, dtype=np.float32)
     gt = np.asarray(gt_kpa, dtype=np.float32)
@@ -255,6 +257,8 @@ def compose_frame(rgb_crop, pred_kpa, gt_kpa, vmax: float | None = None, mask=No
         pred = pred * (np.asarray(mask) > 0)
     vmax = default_vmax(pred, gt) if vmax is None else float(vmax)
     err = np.abs(pred - gt)
+    if caption and show_peaks:
+        caption = f"{caption}    peak: predicted {float(pred.max()):.1f} kPa, ground truth {float(gt.max()):.1f} kPa"
     tiles = []
     if rgb_crop is None:
         t = np.full((tile, tile, 3), OUTSIDE_GREY, np.uint8)
